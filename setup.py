@@ -1,0 +1,5 @@
+"""The C helpers are compiled by cffi at install time; pyproject.toml has the rest."""
+
+from setuptools import setup
+
+setup(cffi_modules=[])

@@ -1,0 +1,107 @@
+"""The self-contained core of shardio: the scheduler of one shard.
+
+Nothing in here imports from the rest of shardio. Everything else (sync
+primitives, channels, shards, net, disk) is built on the names exported here.
+"""
+
+from ._cancel import CancelScope, current_effective_deadline
+from ._exceptions import (
+    BrokenResourceError,
+    BusyResourceError,
+    Cancelled,
+    ClosedResourceError,
+    EndOfChannel,
+    RunFinishedError,
+    ShardioInternalError,
+    TooSlowError,
+    WouldBlock,
+)
+from ._instrumentation import Instrument
+from ._io_epoll import notify_closing, wait_readable, wait_writable
+from ._local import RunVar, RunVarToken
+from ._mock_clock import MockClock
+from ._nursery import TASK_STATUS_IGNORED, Nursery, NurseryManager, TaskStatus, open_nursery
+from ._parking_lot import (
+    ParkingLot,
+    ParkingLotStatistics,
+    add_parking_lot_breaker,
+    remove_parking_lot_breaker,
+)
+from ._run import (
+    Clock,
+    RunStatistics,
+    Task,
+    Token,
+    add_instrument,
+    checkpoint_if_cancelled,
+    current_clock,
+    current_root_task,
+    current_statistics,
+    current_time,
+    current_token,
+    remove_instrument,
+    reschedule,
+    run,
+    spawn_system_task,
+    wait_all_tasks_blocked,
+)
+from ._state import current_task
+from ._traps import (
+    Abort,
+    RaiseCancelT,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    wait_task_rescheduled,
+)
+
+__all__ = [
+    "TASK_STATUS_IGNORED",
+    "Abort",
+    "BrokenResourceError",
+    "BusyResourceError",
+    "CancelScope",
+    "Cancelled",
+    "Clock",
+    "ClosedResourceError",
+    "EndOfChannel",
+    "Instrument",
+    "MockClock",
+    "Nursery",
+    "NurseryManager",
+    "ParkingLot",
+    "ParkingLotStatistics",
+    "RaiseCancelT",
+    "RunFinishedError",
+    "RunStatistics",
+    "RunVar",
+    "RunVarToken",
+    "ShardioInternalError",
+    "Task",
+    "TaskStatus",
+    "Token",
+    "TooSlowError",
+    "WouldBlock",
+    "add_instrument",
+    "add_parking_lot_breaker",
+    "cancel_shielded_checkpoint",
+    "checkpoint",
+    "checkpoint_if_cancelled",
+    "current_clock",
+    "current_effective_deadline",
+    "current_root_task",
+    "current_statistics",
+    "current_task",
+    "current_time",
+    "current_token",
+    "notify_closing",
+    "open_nursery",
+    "remove_instrument",
+    "remove_parking_lot_breaker",
+    "reschedule",
+    "run",
+    "spawn_system_task",
+    "wait_all_tasks_blocked",
+    "wait_readable",
+    "wait_task_rescheduled",
+    "wait_writable",
+]

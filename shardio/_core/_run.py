@@ -1,0 +1,920 @@
+"""Tasks, the runner, and the run loop.
+
+The run loop
+------------
+One pass of :meth:`Runner._loop` does, in order:
+
+1. run callbacks queued from other threads (:meth:`Token.run_sync_soon`);
+2. wait for I/O -- with timeout 0 if tasks are runnable, else until the next
+   deadline (or the idle cushion of :func:`wait_all_tasks_blocked`, or the
+   MockClock's autojump threshold);
+3. expire deadlines (cancelling their scopes, which wakes parked tasks);
+4. run a *batch*: every task that was runnable when the batch began, each for
+   one step (until its next trap). Tasks made runnable during the batch wait
+   for the next pass, so one busy task cannot starve the others or I/O.
+
+While tasks are runnable, step 2 still polls, but at most once every
+``_BUSY_POLL_INTERVAL`` seconds: an ``epoll_wait`` costs about a microsecond,
+as much as a task step, and a batch of two ping-ponging tasks would otherwise
+pay one per switch. I/O readiness is noticed within that interval (Seastar
+polls at a similar cadence, its task quota).
+
+The batch order is FIFO: the order tasks became runnable. Trio randomizes it;
+correct programs cannot tell, and FIFO makes runs reproducible.
+
+Hot path
+--------
+The batch loop and the checkpoint trap are written for speed: locals instead
+of attribute chains, no allocation per step, instruments tested once per
+step. A task step is ``task.context.run(task.coro.send, value)``: every task
+runs in its own :mod:`contextvars` context, copied from its spawner.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import contextvars
+import functools
+import inspect
+import itertools
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from math import inf
+from types import CoroutineType, FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import outcome
+import sniffio
+from sortedcontainers import SortedDict
+
+from ._cancel import CancelReason, CancelStatus, Deadlines
+from ._exceptions import Cancelled, RunFinishedError, ShardioInternalError
+from ._instrumentation import Instruments
+from ._io_epoll import EpollIOManager
+from ._parking_lot import PARKING_LOT_BREAKERS, break_lots_of_exiting_task
+from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
+from ._traps import _CHECKPOINT, Abort, RaiseCancelT, _WaitTaskRescheduled, wait_task_rescheduled
+
+if TYPE_CHECKING:
+    from ._nursery import Nursery
+
+T = TypeVar("T")
+logger = logging.getLogger("shardio")
+
+_BUSY_POLL_INTERVAL = 100e-6
+_MAX_TIMEOUT = 24 * 60 * 60.0
+
+
+# ---------------------------------------------------------------------------
+# Clocks
+# ---------------------------------------------------------------------------
+
+
+class Clock:
+    """The interface of a clock the run loop can be driven by.
+
+    ``current_time()`` gives the time in seconds; ``deadline_to_sleep_time``
+    converts an absolute deadline into the real seconds to wait for it;
+    ``start_clock`` is called once when the run starts.
+    """
+
+    def start_clock(self) -> None:
+        """Called once, when the run begins."""
+
+    def current_time(self) -> float:
+        """The current time, in seconds."""
+        raise NotImplementedError  # an interface method: every clock defines it
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        """How many real seconds to sleep to reach ``deadline``."""
+        raise NotImplementedError  # an interface method: every clock defines it
+
+
+class SystemClock(Clock):
+    """CLOCK_MONOTONIC, unshifted.
+
+    Unlike Trio's clock it has no random offset: every shard (every process
+    on the machine) reads the same clock, which is what lets a deadline travel
+    with a cross-shard call as a plain number.
+    """
+
+    current_time = staticmethod(time.monotonic)  # type: ignore[assignment]
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - time.monotonic()
+
+
+# ---------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------
+
+
+class Task:
+    """A running coroutine, scheduled by shardio.
+
+    Obtain it with :func:`current_task`; it is created by the scheduler
+    (``start_soon``/``start``/``spawn_system_task``), never by user code.
+    ``custom_sleep_data`` is free for the code that parks the task to use.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_abort_func",
+        "_cancel_status",
+        "_child_nurseries",
+        "_eventual_parent_nursery",
+        "_name_source",
+        "_next_exc",
+        "_next_value",
+        "_parent_nursery",
+        "_runner",
+        "context",
+        "coro",
+        "custom_sleep_data",
+    )
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        runner: Runner,
+        name_source: object,
+        context: contextvars.Context,
+        parent_nursery: Nursery | None,
+    ) -> None:
+        #: The coroutine object this task runs.
+        self.coro = coro
+        #: The :class:`contextvars.Context` this task runs in.
+        self.context = context
+        self.custom_sleep_data: Any = None
+        self._runner = runner
+        self._name_source = name_source
+        self._parent_nursery = parent_nursery
+        self._eventual_parent_nursery: Nursery | None = None
+        # A list once the task opens a nursery. Until then a shared empty
+        # tuple: one GC-tracked allocation fewer per task, which is a visible
+        # share of the cost of spawning many tasks (full collections traverse
+        # every live task).
+        self._child_nurseries: list[Nursery] = _NO_NURSERIES  # type: ignore[assignment]
+        self._cancel_status: CancelStatus = None  # type: ignore[assignment]
+        self._abort_func: Callable[[RaiseCancelT], Abort] | None = None
+        self._next_value: Any = None
+        self._next_exc: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        """The task's name: the one given at spawn, or the function's qualified name."""
+        source = self._name_source
+        if not isinstance(source, str):
+            source = self._name_source = _name_of(source)
+        return source
+
+    @property
+    def parent_nursery(self) -> Nursery | None:
+        """The nursery this task belongs to (``None`` for the root task)."""
+        return self._parent_nursery
+
+    @property
+    def eventual_parent_nursery(self) -> Nursery | None:
+        """While a task started with ``nursery.start()`` has not called
+        ``started()``, the nursery it will move into; otherwise ``None``."""
+        return self._eventual_parent_nursery
+
+    @property
+    def child_nurseries(self) -> list[Nursery]:
+        """The nurseries this task has open, outermost first."""
+        return list(self._child_nurseries)
+
+    def iter_await_frames(self) -> collections.abc.Iterator[tuple[FrameType, int]]:
+        """Yield ``(frame, lineno)`` for each frame of the task's await stack."""
+        coro: Any = self.coro
+        while coro is not None:
+            if hasattr(coro, "cr_frame"):
+                frame, coro = coro.cr_frame, coro.cr_await
+            elif hasattr(coro, "gi_frame"):
+                frame, coro = coro.gi_frame, coro.gi_yieldfrom
+            else:
+                return
+            if frame is None:
+                return
+            yield frame, frame.f_lineno
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r} at {id(self):#x}>"
+
+    # -- cancellation ----------------------------------------------------------
+
+    def _activate_cancel_status(self, status: CancelStatus | None) -> None:
+        old = self._cancel_status
+        if old is not None:
+            del old.tasks[self]
+        self._cancel_status = status  # type: ignore[assignment]
+        if status is not None:
+            status.tasks[self] = None
+            if status.effectively_cancelled:
+                self._attempt_delivery_of_any_pending_cancel()
+
+    def _attempt_abort(self, raise_cancel: RaiseCancelT) -> None:
+        # Only a task parked in wait_task_rescheduled has an abort function.
+        # It decides whether the wait can be abandoned; if so, the task
+        # resumes by raising what raise_cancel raises.
+        abort_func = self._abort_func
+        if abort_func is None:
+            return
+        success = abort_func(raise_cancel)
+        if type(success) is not Abort:
+            raise ShardioInternalError(
+                f"abort function {abort_func!r} must return Abort.SUCCEEDED or "
+                f"Abort.FAILED, not {success!r}"
+            )
+        if success is Abort.SUCCEEDED:
+            self._runner.reschedule(self, outcome.capture(raise_cancel))
+
+    def _attempt_delivery_of_any_pending_cancel(self) -> None:
+        if self._abort_func is None:
+            return
+        status = self._cancel_status
+        if not status.effectively_cancelled:
+            return
+        self._attempt_abort(status.raise_cancelled)
+
+
+_NO_NURSERIES = ()
+
+
+def _name_of(source: object) -> str:
+    while isinstance(source, functools.partial):
+        source = source.func
+    module = getattr(source, "__module__", None)
+    qualname = getattr(source, "__qualname__", None) or getattr(source, "__name__", None)
+    if qualname is None:
+        return repr(source)
+    return f"{module}.{qualname}" if module else qualname
+
+
+# ---------------------------------------------------------------------------
+# Checking what the user handed us
+# ---------------------------------------------------------------------------
+
+
+def _looks_like_other_library(value: object) -> str | None:
+    cls = type(value)
+    for klass in cls.__mro__:
+        module = klass.__module__ or ""
+        for lib in ("asyncio", "twisted", "tornado", "curio", "concurrent.futures"):
+            if module == lib or module.startswith(lib + "."):
+                return lib
+    return None
+
+
+def coroutine_or_error(
+    async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], what: str = "start_soon"
+) -> Coroutine[Any, Any, Any]:
+    """Call ``async_fn(*args)`` and check that it gave a coroutine.
+
+    Turns the common mistakes into a ``TypeError`` that says what to change.
+    Hot path (every spawn): one call and one type test when all is well.
+    """
+    try:
+        coro = async_fn(*args)
+    except TypeError:
+        if isinstance(async_fn, collections.abc.Coroutine):
+            # Close it, so Python does not also warn "never awaited".
+            async_fn.close()
+            raise TypeError(
+                f"{what}() was given a coroutine object ({async_fn!r}); pass the async "
+                f"function and its arguments separately: {what}(fn, arg1, arg2), not "
+                f"{what}(fn(arg1, arg2))"
+            ) from None
+        raise
+    if type(coro) is CoroutineType:
+        return coro
+    return _check_not_coroutine(coro, async_fn, what)
+
+
+def _check_not_coroutine(coro: Any, async_fn: Callable[..., Any], what: str) -> Any:
+    if inspect.isgenerator(coro) and coro.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE:
+        return coro  # a @types.coroutine generator
+    if isinstance(coro, collections.abc.Coroutine):
+        return coro
+    if inspect.isasyncgen(coro):
+        raise TypeError(
+            f"{what}() expected an async function, but {_name_of(async_fn)} is an async "
+            "generator function; iterate over it inside an async function instead"
+        )
+    lib = _looks_like_other_library(coro)
+    if lib is not None:
+        raise TypeError(
+            f"{what}() expected an async function, but {_name_of(async_fn)} returned a "
+            f"{type(coro).__name__} from {lib}: objects of other async libraries cannot "
+            "run under shardio"
+        )
+    raise TypeError(
+        f"{what}() expected an async function, but {_name_of(async_fn)} is synchronous "
+        f"(it returned {type(coro).__name__}); define it with 'async def', or call it "
+        "directly instead of starting it as a task"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Threads and signals talking to the run loop
+# ---------------------------------------------------------------------------
+
+
+class Token:
+    """A handle for talking to a run from outside it (another thread, a
+    signal handler). Get it with :func:`current_token`."""
+
+    __slots__ = ("_runner",)
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def run_sync_soon(self, sync_fn: Callable[..., object], *args: object) -> None:
+        """Schedule ``sync_fn(*args)`` to run in the run loop soon.
+
+        Safe to call from any thread and from signal handlers. Callbacks run
+        in the order they were queued, outside any task; one that raises
+        crashes the run with :class:`ShardioInternalError`. Raises
+        :class:`RunFinishedError` if the run is over.
+        """
+        runner = self._runner
+        if runner.done:
+            raise RunFinishedError("the shardio.run() this token belongs to has finished")
+        runner.entry_queue.append((sync_fn, args))
+        runner.io_manager.wakeup.wakeup_thread_and_signal_safe()
+
+
+# ---------------------------------------------------------------------------
+# The runner
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RunStatistics:
+    """What :func:`current_statistics` reports about the run loop."""
+
+    tasks_living: int
+    tasks_runnable: int
+    seconds_to_next_deadline: float
+    io_statistics: dict[str, int]
+    run_sync_soon_queue_size: int
+
+
+class Runner:
+    """The state of one :func:`shardio.run` on one shard."""
+
+    def __init__(self, clock: Clock, instruments: Instruments) -> None:
+        self.clock = clock
+        self.instruments = instruments
+        self.deadlines = Deadlines()
+        self.io_manager = EpollIOManager(self)
+        self.runq: list[Task] = []
+        self.tasks_living = 0
+        self.init_task: Task | None = None
+        self.main_task: Task | None = None
+        self.system_nursery: Nursery | None = None
+        self.main_value: Any = None
+        self.main_exc: BaseException | None = None
+        self.system_exc: BaseException | None = None
+        self.waiting_for_idle: SortedDict = SortedDict()
+        self._idle_seq = itertools.count()
+        self.clock_autojump_threshold = inf
+        self.entry_queue: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self.token = Token(self)
+        self.done = False
+        self.run_vars: dict[Any, Any] = {}
+        self.ki_pending = False
+        self.ki_delivered = False
+        self.system_context = contextvars.copy_context()
+        self.system_context.run(sniffio.current_async_library_cvar.set, "shardio")
+
+    # -- scheduling ---------------------------------------------------------------
+
+    def reschedule(self, task: Task, next_send: outcome.Outcome[Any] | None = None) -> None:
+        if task._abort_func is None:
+            raise ShardioInternalError(
+                f"reschedule({task!r}) called, but it is not parked in wait_task_rescheduled"
+            )
+        task._abort_func = None
+        if next_send is None:
+            task._next_value = None
+        elif type(next_send) is outcome.Value:
+            task._next_value = next_send.value
+        else:
+            task._next_exc = next_send.error  # type: ignore[union-attr]
+        self.runq.append(task)
+        if "task_scheduled" in self.instruments:
+            self.instruments.call("task_scheduled", task)
+
+    def spawn_impl(
+        self,
+        async_fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        nursery: Nursery | None,
+        name: object,
+        *,
+        system_task: bool = False,
+        context: contextvars.Context | None = None,
+        what: str = "start_soon",
+    ) -> Task:
+        coro = coroutine_or_error(async_fn, args, what)
+        return self.spawn_coro(
+            coro, nursery, async_fn if name is None else name, system_task, context
+        )
+
+    def spawn_coro(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        nursery: Nursery | None,
+        name: object,
+        system_task: bool = False,
+        context: contextvars.Context | None = None,
+    ) -> Task:
+        if nursery is not None and nursery._closed:
+            coro.close()
+            raise RuntimeError(
+                "this nursery is closed to new tasks: its 'async with' block has ended "
+                "and all its children have exited"
+            )
+        if context is None:
+            context = self.system_context.copy() if system_task else contextvars.copy_context()
+        task = Task(coro, self, name, context, nursery)
+        self.tasks_living += 1
+        if nursery is not None:
+            nursery._children[task] = None
+            task._activate_cancel_status(nursery._cancel_status)
+        # A fresh coroutine's first send must be None, which _next_value is.
+        self.runq.append(task)
+        if self.instruments:
+            self.instruments.call("task_spawned", task)
+            self.instruments.call("task_scheduled", task)
+        return task
+
+    def task_exited(self, task: Task, value: Any, exc: BaseException | None) -> None:
+        if task._child_nurseries:
+            # The task finished while still inside a nursery it opened (it was
+            # abandoned in a generator). Those nurseries can never be exited.
+            for nursery in task._child_nurseries:
+                nursery.cancel_scope._cancel(
+                    CancelReason("nursery", "its parent task exited without closing it")
+                )
+                nursery._closed = True
+        status = task._cancel_status
+        if (
+            status is not None and status.abandoned_by_misnesting and status.parent is None
+        ) or task._child_nurseries:
+            from ._cancel import MISNESTING_ADVICE
+
+            error = RuntimeError(
+                f"cancel scope misnesting: a cancel scope around {task!r} was closed "
+                f"before the task exited{MISNESTING_ADVICE}"
+            )
+            error.__context__ = exc
+            exc = error
+        if task in PARKING_LOT_BREAKERS:
+            break_lots_of_exiting_task(task)
+        task._activate_cancel_status(None)
+        self.tasks_living -= 1
+        if "task_exited" in self.instruments:
+            self.instruments.call("task_exited", task)
+        if task is self.main_task:
+            self.main_value, self.main_exc = value, exc
+            exc = None
+            assert self.system_nursery is not None
+            self.system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
+        nursery = task._parent_nursery
+        if nursery is None:
+            assert task is self.init_task
+            if exc is not None:
+                self.system_exc = exc
+            return
+        nursery._child_finished(task, exc)
+        # Drop references the finished task no longer needs (the coroutine
+        # holds its frame's locals until it is collected).
+        task._next_value = None
+
+    # -- the run loop -----------------------------------------------------------------
+
+    async def init(self, main_coro: Coroutine[Any, Any, Any], main_name: object) -> None:
+        from ._nursery import open_nursery
+
+        async with open_nursery() as system_nursery:
+            self.system_nursery = system_nursery
+            self.main_task = self.spawn_coro(
+                main_coro, system_nursery, main_name, context=self.system_context.copy()
+            )
+
+    def handle_ki(self) -> None:
+        """An orderly Ctrl-C: cancel everything; run() raises KeyboardInterrupt."""
+        self.ki_delivered = True
+        if self.system_nursery is not None:
+            self.system_nursery.cancel_scope._cancel(CancelReason("KeyboardInterrupt"))
+
+    def _run_entry_queue(self) -> None:
+        queue = self.entry_queue
+        while queue:
+            fn, args = queue.popleft()
+            try:
+                fn(*args)
+            except BaseException as exc:
+                raise ShardioInternalError(
+                    f"a run_sync_soon callback {fn!r} raised; callbacks must not raise"
+                ) from exc
+
+    def loop(self) -> None:
+        # Hot loop: see the module docstring. Locals on purpose.
+        clock = self.clock
+        now_fn = clock.current_time
+        instruments = self.instruments
+        io_manager = self.io_manager
+        get_events = io_manager.get_events
+        process_events = io_manager.process_events
+        deadlines = self.deadlines
+        waiting_for_idle = self.waiting_for_idle
+        entry_queue = self.entry_queue
+        run_context = GLOBAL_RUN_CONTEXT
+        checkpoint_trap = _CHECKPOINT
+        wait_trap = _WaitTaskRescheduled
+        last_poll = now_fn()
+
+        while self.tasks_living:
+            if entry_queue:
+                self._run_entry_queue()
+
+            # -- how long may we sleep?
+            idle_primed = 0  # 1: wait_all_tasks_blocked, 2: MockClock autojump
+            now = now_fn()
+            if self.runq:
+                timeout = 0.0
+                poll = now - last_poll >= _BUSY_POLL_INTERVAL
+            else:
+                poll = True
+                timeout = clock.deadline_to_sleep_time(deadlines.next_deadline())
+                if timeout > _MAX_TIMEOUT:
+                    timeout = _MAX_TIMEOUT
+                elif timeout < 0:
+                    timeout = 0.0
+                if waiting_for_idle:
+                    cushion = waiting_for_idle.keys()[0][0]
+                    if cushion < timeout:
+                        timeout = cushion
+                        idle_primed = 1
+                elif self.clock_autojump_threshold < timeout:
+                    timeout = self.clock_autojump_threshold
+                    idle_primed = 2
+
+            # -- I/O
+            events: list[tuple[int, int]] = []
+            if poll:
+                if "before_io_wait" in instruments:
+                    instruments.call("before_io_wait", timeout)
+                events = get_events(timeout)
+                last_poll = now_fn() if timeout else now
+                if events:
+                    process_events(events)
+                if "after_io_wait" in instruments:
+                    instruments.call("after_io_wait", timeout)
+                if self.ki_pending and not self.ki_delivered and self.system_nursery is not None:
+                    self.handle_ki()
+
+            # -- deadlines
+            heap = deadlines._heap
+            if heap:
+                now = now_fn()
+                if heap[0][0] <= now and deadlines.expire(now):
+                    idle_primed = 0
+
+            # -- nothing happened while we slept: the program is idle
+            if idle_primed and not self.runq and not events:
+                if idle_primed == 1:
+                    while waiting_for_idle:
+                        key, task = waiting_for_idle.peekitem(0)
+                        if key[0] != cushion:
+                            break
+                        del waiting_for_idle[key]
+                        self.reschedule(task)
+                else:
+                    jump = deadlines.next_deadline() - clock.current_time()
+                    if 0 < jump < inf:
+                        clock.jump(jump)  # type: ignore[attr-defined]
+
+            # -- one batch
+            batch = self.runq
+            self.runq = runq = []
+            if instruments:
+                self._run_batch_instrumented(batch)
+                continue
+            for task in batch:
+                run_context.task = task
+                try:
+                    exc = task._next_exc
+                    if exc is None:
+                        msg = task.context.run(task.coro.send, task._next_value)
+                    else:
+                        task._next_exc = None
+                        msg = task.context.run(task.coro.throw, exc)
+                except StopIteration as stop:
+                    self.task_exited(task, stop.value, None)
+                except BaseException as error:
+                    self.task_exited(task, None, _without_loop_frame(error))
+                else:
+                    if msg is checkpoint_trap:
+                        task._next_value = task
+                        runq.append(task)
+                    elif type(msg) is wait_trap:
+                        task._abort_func = msg.abort_func
+                        if task._cancel_status.effectively_cancelled:
+                            task._attempt_delivery_of_any_pending_cancel()
+                    else:
+                        _foreign_yield(task, msg)
+            if batch:
+                del run_context.task
+
+    def _run_batch_instrumented(self, batch: list[Task]) -> None:
+        # The same as the plain batch loop, with the per-step hooks.
+        instruments = self.instruments
+        run_context = GLOBAL_RUN_CONTEXT
+        for task in batch:
+            run_context.task = task
+            if "before_task_step" in instruments:
+                instruments.call("before_task_step", task)
+            try:
+                exc = task._next_exc
+                if exc is None:
+                    msg = task.context.run(task.coro.send, task._next_value)
+                else:
+                    task._next_exc = None
+                    msg = task.context.run(task.coro.throw, exc)
+            except StopIteration as stop:
+                self.task_exited(task, stop.value, None)
+            except BaseException as error:
+                self.task_exited(task, None, _without_loop_frame(error))
+            else:
+                if msg is _CHECKPOINT:
+                    task._next_value = task
+                    self.runq.append(task)
+                    if "task_scheduled" in instruments:
+                        instruments.call("task_scheduled", task)
+                elif type(msg) is _WaitTaskRescheduled:
+                    task._abort_func = msg.abort_func
+                    if task._cancel_status.effectively_cancelled:
+                        task._attempt_delivery_of_any_pending_cancel()
+                else:
+                    _foreign_yield(task, msg)
+            if "after_task_step" in instruments:
+                instruments.call("after_task_step", task)
+        if batch:
+            del run_context.task
+
+
+def _without_loop_frame(error: BaseException) -> BaseException:
+    # The traceback starts at the run loop's frame; users care from their
+    # coroutine on.
+    tb = error.__traceback__
+    if tb is not None and tb.tb_frame.f_code is Runner.loop.__code__:
+        error.__traceback__ = tb.tb_next
+    return error
+
+
+def _foreign_yield(task: Task, msg: object) -> None:
+    lib = _looks_like_other_library(msg)
+    origin = f" (an object from {lib})" if lib else ""
+    error = TypeError(
+        f"shardio cannot wait for {msg!r}{origin}: a task awaited something that is not "
+        "a shardio operation. Objects of other async libraries (asyncio futures and "
+        "tasks, for instance) only work inside their own event loop; use the shardio "
+        "equivalent instead"
+    )
+    task._next_exc = error
+    task._runner.runq.append(task)
+
+
+# ---------------------------------------------------------------------------
+# Public functions that ask the runner
+# ---------------------------------------------------------------------------
+
+
+def reschedule(task: Task, next_send: outcome.Outcome[Any] | None = None) -> None:
+    """Resume ``task``, parked in :func:`wait_task_rescheduled`.
+
+    ``next_send`` is an :class:`outcome.Value` (returned by the wait) or an
+    :class:`outcome.Error` (raised by it); ``None`` means ``Value(None)``.
+    """
+    current_runner().reschedule(task, next_send)
+
+
+def spawn_system_task(
+    async_fn: Callable[..., Awaitable[Any]],
+    *args: Any,
+    name: object = None,
+    context: contextvars.Context | None = None,
+) -> Task:
+    """Start a task that lives as long as the run, outside the main task's tree.
+
+    System tasks are cancelled when the main task exits. If one raises
+    anything but :class:`Cancelled`, the run fails with
+    :class:`ShardioInternalError`: they are for infrastructure, not for
+    application work.
+    """
+    runner = current_runner()
+    return runner.spawn_impl(
+        async_fn,
+        args,
+        runner.system_nursery,
+        name,
+        system_task=True,
+        context=context,
+        what="spawn_system_task",
+    )
+
+
+def current_time() -> float:
+    """The current time on the run's clock (CLOCK_MONOTONIC unless a custom
+    clock was passed to :func:`run`)."""
+    return current_runner().clock.current_time()
+
+
+def current_clock() -> Clock:
+    """The clock the current run uses."""
+    return current_runner().clock
+
+
+def current_root_task() -> Task | None:
+    """The task that runs the whole program (the parent of the main task)."""
+    return current_runner().init_task
+
+
+def current_token() -> Token:
+    """The :class:`Token` of the current run, for use from other threads."""
+    return current_runner().token
+
+
+def current_statistics() -> RunStatistics:
+    """Figures about the run loop, for debugging and monitoring."""
+    runner = current_runner()
+    return RunStatistics(
+        tasks_living=runner.tasks_living,
+        tasks_runnable=len(runner.runq),
+        seconds_to_next_deadline=runner.deadlines.next_deadline() - runner.clock.current_time(),
+        io_statistics={"backend": 0, "waiting_fds": runner.io_manager.waiting_fds},
+        run_sync_soon_queue_size=len(runner.entry_queue),
+    )
+
+
+def add_instrument(instrument: Any) -> None:
+    """Start calling ``instrument``'s hooks (see :class:`Instrument`)."""
+    current_runner().instruments.add_instrument(instrument)
+
+
+def remove_instrument(instrument: Any) -> None:
+    """Stop calling ``instrument``'s hooks; ``KeyError`` if it is not installed."""
+    current_runner().instruments.remove_instrument(instrument)
+
+
+async def checkpoint_if_cancelled() -> None:
+    """Raise :class:`Cancelled` if the task is cancelled; otherwise return at
+    once, without a schedule point."""
+    status = current_task()._cancel_status
+    if status.effectively_cancelled:
+        status.raise_cancelled()
+
+
+async def wait_all_tasks_blocked(cushion: float = 0.0) -> None:
+    """Block until every other task is blocked, and has been for ``cushion`` s.
+
+    "Blocked" means parked with no I/O arriving and no deadline expiring. For
+    tests: it lets every other task reach its next wait before you look. When
+    several tasks wait with the same cushion, one wakes per idle period;
+    those with smaller cushions wake first.
+    """
+    runner = current_runner()
+    task = current_task()
+    key = (cushion, next(runner._idle_seq))
+    runner.waiting_for_idle[key] = task
+
+    def abort(_: RaiseCancelT) -> Abort:
+        del runner.waiting_for_idle[key]
+        return Abort.SUCCEEDED
+
+    await wait_task_rescheduled(abort)
+
+
+# ---------------------------------------------------------------------------
+# run()
+# ---------------------------------------------------------------------------
+
+
+def _install_ki_handler(runner: Runner) -> Callable[[], None]:
+    """Route SIGINT to an orderly shutdown; return the function that undoes it.
+
+    The first Ctrl-C cancels every task (the run then raises
+    KeyboardInterrupt). A second one, while a task is still running user
+    code that never reaches a checkpoint, raises KeyboardInterrupt right
+    there, as plain Python would; it is held back while the scheduler's own
+    code runs, so its data structures are never left half-updated.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return lambda: None  # the application installed its own handler
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if runner.ki_pending and runner.ki_delivered and _in_user_code(frame):
+            raise KeyboardInterrupt
+        runner.ki_pending = True
+
+    signal.signal(signal.SIGINT, handler)
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGINT) is handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return restore
+
+
+_CORE_PREFIX = __name__.rsplit(".", 1)[0] + "."
+
+
+def _in_user_code(frame: FrameType | None) -> bool:
+    # Walk outwards from the interrupted frame. Reaching the run loop's frame
+    # through user frames only means a task step was interrupted in user
+    # code; any other frame of shardio._core on the way means core code is
+    # mid-update.
+    first = True
+    while frame is not None:
+        if frame.f_code is Runner.loop.__code__ or (
+            frame.f_code is Runner._run_batch_instrumented.__code__
+        ):
+            return not first
+        if frame.f_globals.get("__name__", "").startswith(_CORE_PREFIX):
+            return False
+        first = False
+        frame = frame.f_back
+    return False
+
+
+def run(
+    async_fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    clock: Clock | None = None,
+    instruments: collections.abc.Sequence[Any] = (),
+) -> T:
+    """Run ``async_fn(*args)`` on a fresh scheduler in this thread; return its result.
+
+    Single-shard core of :func:`shardio.run`.
+    """
+    if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
+        raise RuntimeError(
+            "shardio.run() called from inside a running shardio.run(); "
+            "start a task with a nursery instead"
+        )
+    if clock is None:
+        clock = SystemClock()
+    coro = coroutine_or_error(async_fn, args, what="shardio.run")
+    runner = Runner(clock, Instruments(instruments))
+    GLOBAL_RUN_CONTEXT.runner = runner
+    restore_ki = _install_ki_handler(runner)
+    runner.io_manager.wakeup.wakeup_on_signals()
+    try:
+        clock.start_clock()
+        if "before_run" in runner.instruments:
+            runner.instruments.call("before_run")
+        runner.init_task = runner.spawn_coro(
+            runner.init(coro, async_fn), None, "<init>", system_task=True
+        )
+        runner.loop()
+        if "after_run" in runner.instruments:
+            runner.instruments.call("after_run")
+    finally:
+        runner.done = True
+        restore_ki()
+        runner.io_manager.close()
+        del GLOBAL_RUN_CONTEXT.runner
+    if runner.system_exc is not None:
+        raise ShardioInternalError(
+            "a system task raised an exception; the run was stopped"
+        ) from runner.system_exc
+    if runner.ki_pending:
+        ki = KeyboardInterrupt()
+        main_exc = runner.main_exc
+        if main_exc is not None and not _only_cancelled(main_exc):
+            ki.__context__ = main_exc
+        raise ki
+    if runner.main_exc is not None:
+        try:
+            raise runner.main_exc
+        finally:
+            del runner
+    return runner.main_value  # type: ignore[no-any-return]
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(e) for e in exc.exceptions)
+    return isinstance(exc, Cancelled)
+

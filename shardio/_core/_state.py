@@ -1,0 +1,42 @@
+"""Where the scheduler keeps "the current run" and "the current task".
+
+One thread runs at most one scheduler, so both live in a thread-local. Every
+module of the core reaches them through here, which keeps the import graph a
+tree (the cancel-scope code needs the current task; the run loop needs cancel
+scopes).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from ._run import Runner, Task
+
+
+class _RunContext(threading.local):
+    runner: Runner
+    task: Task
+
+
+GLOBAL_RUN_CONTEXT = _RunContext()
+
+
+def outside_run(what: str) -> NoReturn:
+    raise RuntimeError(f"{what} must be called from inside shardio.run(); no run is active here")
+
+
+def current_runner() -> Runner:
+    try:
+        return GLOBAL_RUN_CONTEXT.runner
+    except AttributeError:
+        outside_run("this function")
+
+
+def current_task() -> Task:
+    """Return the :class:`~shardio.lowlevel.Task` that is running this code."""
+    try:
+        return GLOBAL_RUN_CONTEXT.task
+    except AttributeError:
+        outside_run("current_task()")
