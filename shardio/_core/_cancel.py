@@ -39,7 +39,7 @@ from math import inf, isnan
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn
 
-from ._exceptions import CancelSource, Cancelled
+from ._exceptions import Cancelled, CancelSource
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ class RunVar(Generic[T]):
             if default is not _NO_DEFAULT:
                 return default
             if self._default is not _NO_DEFAULT:
-                return cast(T, self._default)
+                return self._default
             raise LookupError(f"RunVar {self._name!r} has no value in this run") from None
 
     def set(self, value: T) -> RunVarToken[T]:

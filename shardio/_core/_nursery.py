@@ -208,6 +208,7 @@ class Nursery:
                 return BaseExceptionGroup("Exceptions from shardio nursery", self._pending_excs)
             finally:
                 del self._pending_excs
+        return None
 
     # -- starting tasks -----------------------------------------------------------
 

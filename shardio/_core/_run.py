@@ -103,7 +103,7 @@ class SystemClock(Clock):
     with a cross-shard call as a plain number.
     """
 
-    current_time = staticmethod(time.monotonic)  # type: ignore[assignment]
+    current_time = staticmethod(time.monotonic)
 
     def deadline_to_sleep_time(self, deadline: float) -> float:
         return deadline - time.monotonic()
@@ -264,7 +264,7 @@ def _name_of(source: object) -> str:
 def _looks_like_other_library(value: object) -> str | None:
     cls = type(value)
     for klass in cls.__mro__:
-        module = klass.__module__ or ""
+        module = (klass.__module__ or "").lstrip("_")  # C accelerators: _asyncio
         for lib in ("asyncio", "twisted", "tornado", "curio", "concurrent.futures"):
             if module == lib or module.startswith(lib + "."):
                 return lib
@@ -293,7 +293,8 @@ def coroutine_or_error(
         raise
     if type(coro) is CoroutineType:
         return coro
-    return _check_not_coroutine(coro, async_fn, what)
+    checked: Coroutine[Any, Any, Any] = _check_not_coroutine(coro, async_fn, what)
+    return checked
 
 
 def _check_not_coroutine(coro: Any, async_fn: Callable[..., Any], what: str) -> Any:
@@ -403,10 +404,11 @@ class Runner:
         task._abort_func = None
         if next_send is None:
             task._next_value = None
-        elif type(next_send) is outcome.Value:
+        elif isinstance(next_send, outcome.Value):
             task._next_value = next_send.value
         else:
-            task._next_exc = next_send.error  # type: ignore[union-attr]
+            assert isinstance(next_send, outcome.Error)
+            task._next_exc = next_send.error
         self.runq.append(task)
         if "task_scheduled" in self.instruments:
             self.instruments.call("task_scheduled", task)
@@ -487,13 +489,13 @@ class Runner:
             exc = None
             assert self.system_nursery is not None
             self.system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
-        nursery = task._parent_nursery
-        if nursery is None:
+        parent = task._parent_nursery
+        if parent is None:
             assert task is self.init_task
             if exc is not None:
                 self.system_exc = exc
             return
-        nursery._child_finished(task, exc)
+        parent._child_finished(task, exc)
         # Drop references the finished task no longer needs (the coroutine
         # holds its frame's locals until it is collected).
         task._next_value = None
@@ -514,6 +516,29 @@ class Runner:
         self.ki_delivered = True
         if self.system_nursery is not None:
             self.system_nursery.cancel_scope._cancel(CancelReason("KeyboardInterrupt"))
+
+    def close_abandoned_tasks(self) -> None:
+        """After the loop crashed: close every living coroutine, innermost first.
+
+        Their ``finally`` blocks run now, while the run context still exists,
+        instead of whenever the garbage collector finds them. Every living
+        task is reachable from the root task through the nursery tree.
+        """
+        tasks: list[Task] = []
+        todo = [self.init_task] if self.init_task is not None else []
+        while todo:
+            task = todo.pop()
+            tasks.append(task)
+            for nursery in task._child_nurseries:
+                todo.extend(nursery._children)
+        for task in reversed(tasks):
+            GLOBAL_RUN_CONTEXT.task = task
+            try:
+                task.context.run(task.coro.close)
+            except BaseException as exc:
+                logger.debug("closing %r after a crash raised %r", task, exc)
+        if tasks:
+            del GLOBAL_RUN_CONTEXT.task
 
     def _run_entry_queue(self) -> None:
         queue = self.entry_queue
@@ -887,7 +912,11 @@ def run(
         runner.init_task = runner.spawn_coro(
             runner.init(coro, async_fn), None, "<init>", system_task=True
         )
-        runner.loop()
+        try:
+            runner.loop()
+        except BaseException:
+            runner.close_abandoned_tasks()
+            raise
         if "after_run" in runner.instruments:
             runner.instruments.call("after_run")
     finally:

@@ -1,0 +1,158 @@
+"""Ctrl-C: an orderly cancellation of every task, then KeyboardInterrupt from run().
+
+Each scenario runs in a child process that receives a real SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_child(body: str, signals: int = 1) -> tuple[int, str]:
+    code = textwrap.dedent(body)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        # The child prints "ready" once every task is blocked.
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", line
+        for i in range(signals):
+            proc.send_signal(signal.SIGINT)
+            if i == 0 and signals > 1:
+                # The child says when it is stuck in code without checkpoints.
+                assert proc.stdout.readline().strip() == "spinning"
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out
+
+
+def test_ctrl_c_cancels_every_task_then_run_raises_keyboard_interrupt() -> None:
+    code, out = _run_child(
+        """
+        import shardio, shardio.testing
+
+        async def worker(name):
+            try:
+                await shardio.sleep_forever()
+            finally:
+                print("cleanup", name, flush=True)
+
+        async def main():
+            try:
+                async with shardio.open_nursery() as nursery:
+                    for name in "abc":
+                        nursery.start_soon(worker, name)
+                    await shardio.testing.wait_all_tasks_blocked()
+                    print("ready", flush=True)
+                    await shardio.sleep_forever()
+            finally:
+                print("main cleanup", flush=True)
+
+        try:
+            shardio.run(main)
+        except KeyboardInterrupt as exc:
+            print("KeyboardInterrupt", repr(exc.__context__), flush=True)
+        """
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    assert sorted(lines[:3]) == ["cleanup a", "cleanup b", "cleanup c"]
+    assert lines[3:] == ["main cleanup", "KeyboardInterrupt None"]
+
+
+def test_ctrl_c_lets_cleanup_code_await() -> None:
+    # Cleanup that must await (shielded) still completes before run() raises.
+    code, out = _run_child(
+        """
+        import shardio, shardio.testing
+
+        async def main():
+            try:
+                print("ready", flush=True)
+                await shardio.sleep_forever()
+            finally:
+                with shardio.CancelScope(shield=True):
+                    await shardio.sleep(0.05)
+                print("flushed", flush=True)
+
+        try:
+            shardio.run(main)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+        """
+    )
+    assert code == 0, out
+    assert out.splitlines() == ["flushed", "KeyboardInterrupt"]
+
+
+def test_second_ctrl_c_interrupts_a_task_stuck_without_checkpoints() -> None:
+    code, out = _run_child(
+        """
+        import shardio, time
+
+        async def main():
+            print("ready", flush=True)
+            try:
+                await shardio.sleep_forever()
+            finally:
+                print("spinning", flush=True)
+                while True:  # cleanup that never reaches a checkpoint
+                    time.sleep(0.001)
+
+        try:
+            shardio.run(main)
+        except KeyboardInterrupt as exc:
+            print("KeyboardInterrupt", flush=True)
+        """,
+        signals=2,
+    )
+    assert code == 0, out
+    assert out.splitlines() == ["KeyboardInterrupt"]
+
+
+def test_ctrl_c_before_any_checkpoint_still_stops_the_run() -> None:
+    code, out = _run_child(
+        """
+        import os, signal, shardio
+
+        async def main():
+            print("ready", flush=True)
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while main runs user code
+            await shardio.sleep(30)
+            print("not reached", flush=True)
+
+        try:
+            shardio.run(main)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+        """,
+        signals=0,
+    )
+    assert code == 0, out
+    assert out.splitlines() == ["KeyboardInterrupt"]
+
+
+def test_sigint_handler_is_restored_after_run() -> None:
+    import shardio
+
+    async def main() -> object:
+        return signal.getsignal(signal.SIGINT)
+
+    during = shardio.run(main)
+    assert during is not signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
