@@ -3,6 +3,7 @@
 This module only re-exports the public names; see the docs for each.
 """
 
+from . import lowlevel as lowlevel
 from ._core import (
     TASK_STATUS_IGNORED,
     BrokenResourceError,
