@@ -1,0 +1,1 @@
+"""shardio's benchmarks against its peers: ``python -m bench`` (see README.md)."""
