@@ -3,7 +3,14 @@
 This module only re-exports the public names; see the docs for each.
 """
 
+from . import abc as abc
 from . import lowlevel as lowlevel
+from ._channel import (
+    MemoryChannelStatistics,
+    MemoryReceiveChannel,
+    MemorySendChannel,
+    open_memory_channel,
+)
 from ._core import (
     TASK_STATUS_IGNORED,
     BrokenResourceError,
@@ -23,6 +30,18 @@ from ._core import (
     open_nursery,
 )
 from ._core import run as run
+from ._sync import (
+    CapacityLimiter,
+    CapacityLimiterStatistics,
+    Condition,
+    ConditionStatistics,
+    Event,
+    EventStatistics,
+    Lock,
+    LockStatistics,
+    Semaphore,
+    StrictFIFOLock,
+)
 from ._timeouts import (
     fail_after,
     fail_at,
@@ -39,11 +58,24 @@ __all__ = [
     "BusyResourceError",
     "CancelScope",
     "Cancelled",
+    "CapacityLimiter",
+    "CapacityLimiterStatistics",
     "ClosedResourceError",
+    "Condition",
+    "ConditionStatistics",
     "EndOfChannel",
+    "Event",
+    "EventStatistics",
+    "Lock",
+    "LockStatistics",
+    "MemoryChannelStatistics",
+    "MemoryReceiveChannel",
+    "MemorySendChannel",
     "Nursery",
     "RunFinishedError",
+    "Semaphore",
     "ShardioInternalError",
+    "StrictFIFOLock",
     "TaskStatus",
     "TooSlowError",
     "WouldBlock",
@@ -53,6 +85,7 @@ __all__ = [
     "fail_at",
     "move_on_after",
     "move_on_at",
+    "open_memory_channel",
     "open_nursery",
     "run",
     "sleep",
