@@ -155,7 +155,7 @@ def test_abort_function_returning_garbage_fails_the_run_clearly() -> None:
         finally:
             cleaned_up.append("main")
 
-    with pytest.raises(shardio.ShardioInternalError, match="Abort.SUCCEEDED or"):
+    with pytest.raises(shardio.ShardioInternalError, match=r"Abort\.SUCCEEDED or"):
         shardio.run(main)
     # The crashed run closed the task it abandoned, right away.
     assert cleaned_up == ["main"]

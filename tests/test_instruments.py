@@ -47,7 +47,12 @@ def test_instrument_sees_spawn_steps_and_exit() -> None:
     assert events[-1] == ("after_run", None)
     child_events = [e for e in events if e[1] == "child"]
     # spawned, first step, second step (after the checkpoint), exited
-    assert child_events == [("spawned", "child"), ("step", "child"), ("step", "child"), ("exited", "child")]
+    assert child_events == [
+        ("spawned", "child"),
+        ("step", "child"),
+        ("step", "child"),
+        ("exited", "child"),
+    ]
 
 
 def test_instrument_added_and_removed_at_runtime() -> None:

@@ -10,6 +10,7 @@ import pytest
 import sniffio
 
 import shardio
+import shardio.testing
 from shardio import lowlevel
 
 
@@ -35,7 +36,7 @@ def test_run_inside_run_is_refused() -> None:
         async def inner() -> None:
             pass
 
-        with pytest.raises(RuntimeError, match="inside a running shardio.run"):
+        with pytest.raises(RuntimeError, match=r"inside a running shardio\.run"):
             shardio.run(inner)
 
     shardio.run(main)
@@ -73,7 +74,9 @@ def test_task_names_default_to_function_and_accept_override() -> None:
             nursery.start_soon(worker, name="custom")
 
     shardio.run(main)
-    assert names[0].endswith("test_task_names_default_to_function_and_accept_override.<locals>.worker")
+    assert names[0].endswith(
+        "test_task_names_default_to_function_and_accept_override.<locals>.worker"
+    )
     assert names[1] == "custom"
 
 
@@ -154,7 +157,7 @@ def test_run_var_is_per_run() -> None:
 
     assert shardio.run(main) == 1
     assert shardio.run(main) == 1
-    with pytest.raises(RuntimeError, match="inside shardio.run"):
+    with pytest.raises(RuntimeError, match=r"inside shardio\.run"):
         var.get()
 
 
@@ -199,8 +202,6 @@ def test_statistics_count_tasks() -> None:
             assert stats.tasks_living == 4
             assert stats.tasks_runnable == 0
             nursery.cancel_scope.cancel()
-
-    import shardio.testing  # noqa: F401
 
     shardio.run(main)
 

@@ -510,4 +510,3 @@ def current_effective_deadline() -> float:
     Shielded scopes hide the deadlines outside them.
     """
     return current_task()._cancel_status.effective_deadline()
-

@@ -190,4 +190,3 @@ def notify_closing(fd: FdLike) -> None:
     *before* closing the fd, so its number cannot be reused meanwhile.
     """
     current_runner().io_manager.notify_closing(fd)
-

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from ._cancel import CancelReason, CancelScope, CancelStatus
 from ._exceptions import Cancelled, ShardioInternalError
+from ._run import check_coroutine, explain_uncallable
 from ._state import GLOBAL_RUN_CONTEXT, current_task
 from ._traps import Abort, RaiseCancelT, cancel_shielded_checkpoint, wait_task_rescheduled
 
@@ -160,13 +161,16 @@ class Nursery:
                 GLOBAL_RUN_CONTEXT.runner.reschedule(self._parent_task)
 
     def _child_finished(self, task: Task, exc: BaseException | None) -> None:
-        del self._children[task]
+        # Hot path: called once for every task that ends.
+        children = self._children
+        del children[task]
         if exc is not None:
             self._add_exc(
                 exc,
                 CancelReason("nursery", f"child task raised {exc!r}", repr(task)),
             )
-        self._check_nursery_closed()
+        if not children:
+            self._check_nursery_closed()
 
     async def _nested_child_finished(
         self, nested_child_exc: BaseException | None
@@ -224,7 +228,16 @@ class Nursery:
         ``name`` (default: the function's qualified name) shows in reprs and
         tracebacks.
         """
-        GLOBAL_RUN_CONTEXT.runner.spawn_impl(async_fn, args, self, name)
+        # Hot path: the fast case of coroutine_or_error() inlined.
+        try:
+            coro = async_fn(*args)
+        except TypeError:
+            explain_uncallable(async_fn, "start_soon")
+            raise
+        else:
+            if type(coro) is not CoroutineType:
+                coro = check_coroutine(coro, async_fn, "start_soon")
+        GLOBAL_RUN_CONTEXT.runner.spawn_coro(coro, self, async_fn if name is None else name)
 
     async def start(
         self,

@@ -11,6 +11,7 @@ waiting forever for a release that cannot come.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,9 @@ class ParkingLotStatistics:
 class ParkingLot:
     """A fair (FIFO) queue of parked tasks; ``len(lot)`` counts them."""
 
-    _parked: dict[Task, None] = attrs.field(factory=dict, init=False)
+    # OrderedDict, not dict: popping the oldest entry of a plain dict scans
+    # past every slot deleted before it, which makes a long queue quadratic.
+    _parked: OrderedDict[Task, None] = attrs.field(factory=OrderedDict, init=False)
     #: The tasks that broke this lot, in order; empty while it is whole.
     broken_by: list[Task] = attrs.field(factory=list, init=False)
 
@@ -99,16 +102,15 @@ class ParkingLot:
                 raise ValueError(f"count must be an int or math.inf, not {count!r}")
             count = len(self._parked)
         for _ in range(min(count, len(self._parked))):
-            task = next(iter(self._parked))
-            del self._parked[task]
-            yield task
+            yield self._parked.popitem(last=False)[0]
 
     def unpark(self, *, count: int | float = 1) -> list[Task]:
         """Wake up to ``count`` tasks, longest-waiting first; return them."""
         tasks = list(self._pop(count))
-        runner = current_runner()
-        for task in tasks:
-            runner.reschedule(task)
+        if tasks:
+            runner = current_runner()
+            for task in tasks:
+                runner.reschedule(task)
         return tasks
 
     def unpark_all(self) -> list[Task]:

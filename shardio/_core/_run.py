@@ -282,22 +282,30 @@ def coroutine_or_error(
     try:
         coro = async_fn(*args)
     except TypeError:
-        if isinstance(async_fn, collections.abc.Coroutine):
-            # Close it, so Python does not also warn "never awaited".
-            async_fn.close()
-            raise TypeError(
-                f"{what}() was given a coroutine object ({async_fn!r}); pass the async "
-                f"function and its arguments separately: {what}(fn, arg1, arg2), not "
-                f"{what}(fn(arg1, arg2))"
-            ) from None
+        explain_uncallable(async_fn, what)
         raise
     if type(coro) is CoroutineType:
         return coro
-    checked: Coroutine[Any, Any, Any] = _check_not_coroutine(coro, async_fn, what)
+    checked: Coroutine[Any, Any, Any] = check_coroutine(coro, async_fn, what)
     return checked
 
 
-def _check_not_coroutine(coro: Any, async_fn: Callable[..., Any], what: str) -> Any:
+def explain_uncallable(async_fn: object, what: str) -> None:
+    """Calling ``async_fn`` raised TypeError: if it is the classic mistake of
+    passing a coroutine object, raise an error that shows the fix."""
+    if isinstance(async_fn, collections.abc.Coroutine):
+        # Close it, so Python does not also warn "never awaited".
+        async_fn.close()
+        raise TypeError(
+            f"{what}() was given a coroutine object ({async_fn!r}); pass the async "
+            f"function and its arguments separately: {what}(fn, arg1, arg2), not "
+            f"{what}(fn(arg1, arg2))"
+        ) from None
+
+
+def check_coroutine(coro: Any, async_fn: Callable[..., Any], what: str) -> Any:
+    """``async_fn`` returned ``coro``, not a native coroutine: accept the other
+    coroutine kinds, or explain what went wrong."""
     if inspect.isgenerator(coro) and coro.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE:
         return coro  # a @types.coroutine generator
     if isinstance(coro, collections.abc.Coroutine):
@@ -449,7 +457,11 @@ class Runner:
         self.tasks_living += 1
         if nursery is not None:
             nursery._children[task] = None
-            task._activate_cancel_status(nursery._cancel_status)
+            # A fresh task has no abort function, so there is no pending
+            # cancellation to offer it yet: attach it to the status directly.
+            status = nursery._cancel_status
+            status.tasks[task] = None
+            task._cancel_status = status
         # A fresh coroutine's first send must be None, which _next_value is.
         self.runq.append(task)
         if self.instruments:
@@ -458,6 +470,36 @@ class Runner:
         return task
 
     def task_exited(self, task: Task, value: Any, exc: BaseException | None) -> None:
+        # Hot path (every task ends here): the common case -- no nurseries
+        # left open, no misnesting, no lock held, not the main task -- costs
+        # a handful of tests.
+        status = task._cancel_status
+        if status is None:  # the root task: it has no nursery and no scope
+            self.tasks_living -= 1
+            self.system_exc = exc
+            if "task_exited" in self.instruments:
+                self.instruments.call("task_exited", task)
+            return
+        if task._child_nurseries or status.abandoned_by_misnesting:
+            exc = self._misnested_exit(task, exc)
+        if task in PARKING_LOT_BREAKERS:
+            break_lots_of_exiting_task(task)
+        del status.tasks[task]
+        task._cancel_status = None  # type: ignore[assignment]
+        self.tasks_living -= 1
+        if self.instruments and "task_exited" in self.instruments:
+            self.instruments.call("task_exited", task)
+        if task is self.main_task:
+            self.main_value, self.main_exc = value, exc
+            exc = None
+            assert self.system_nursery is not None
+            self.system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
+        # Drop what the finished task no longer needs before the parent
+        # (possibly) wakes up.
+        task._next_value = None
+        task._parent_nursery._child_finished(task, exc)  # type: ignore[union-attr]
+
+    def _misnested_exit(self, task: Task, exc: BaseException | None) -> BaseException | None:
         if task._child_nurseries:
             # The task finished while still inside a nursery it opened (it was
             # abandoned in a generator). Those nurseries can never be exited.
@@ -466,39 +508,17 @@ class Runner:
                     CancelReason("nursery", "its parent task exited without closing it")
                 )
                 nursery._closed = True
-        status = task._cancel_status
-        if (
-            status is not None and status.abandoned_by_misnesting and status.parent is None
-        ) or task._child_nurseries:
-            from ._cancel import MISNESTING_ADVICE
+        elif task._cancel_status.parent is not None:
+            # An inner scope was abandoned but the task's own tree is intact.
+            return exc
+        from ._cancel import MISNESTING_ADVICE
 
-            error = RuntimeError(
-                f"cancel scope misnesting: a cancel scope around {task!r} was closed "
-                f"before the task exited{MISNESTING_ADVICE}"
-            )
-            error.__context__ = exc
-            exc = error
-        if task in PARKING_LOT_BREAKERS:
-            break_lots_of_exiting_task(task)
-        task._activate_cancel_status(None)
-        self.tasks_living -= 1
-        if "task_exited" in self.instruments:
-            self.instruments.call("task_exited", task)
-        if task is self.main_task:
-            self.main_value, self.main_exc = value, exc
-            exc = None
-            assert self.system_nursery is not None
-            self.system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
-        parent = task._parent_nursery
-        if parent is None:
-            assert task is self.init_task
-            if exc is not None:
-                self.system_exc = exc
-            return
-        parent._child_finished(task, exc)
-        # Drop references the finished task no longer needs (the coroutine
-        # holds its frame's locals until it is collected).
-        task._next_value = None
+        error = RuntimeError(
+            f"cancel scope misnesting: a cancel scope around {task!r} was closed "
+            f"before the task exited{MISNESTING_ADVICE}"
+        )
+        error.__context__ = exc
+        return error
 
     # -- the run loop -----------------------------------------------------------------
 
@@ -862,21 +882,22 @@ def _install_ki_handler(runner: Runner) -> Callable[[], None]:
     return restore
 
 
-_CORE_PREFIX = __name__.rsplit(".", 1)[0] + "."
+_LIBRARY_PACKAGES = ("shardio", "shardio_net", "shardio_disk")
 
 
 def _in_user_code(frame: FrameType | None) -> bool:
     # Walk outwards from the interrupted frame. Reaching the run loop's frame
     # through user frames only means a task step was interrupted in user
-    # code; any other frame of shardio._core on the way means core code is
-    # mid-update.
+    # code. A frame of shardio's own packages on the way means library code
+    # is mid-update (a lock half released, a channel half closed): hold the
+    # interrupt back until the next scheduling pass.
+    loop_codes = (Runner.loop.__code__, Runner._run_batch_instrumented.__code__)
     first = True
     while frame is not None:
-        if frame.f_code is Runner.loop.__code__ or (
-            frame.f_code is Runner._run_batch_instrumented.__code__
-        ):
+        if frame.f_code in loop_codes:
             return not first
-        if frame.f_globals.get("__name__", "").startswith(_CORE_PREFIX):
+        module = frame.f_globals.get("__name__", "")
+        if module.partition(".")[0] in _LIBRARY_PACKAGES:
             return False
         first = False
         frame = frame.f_back
@@ -946,4 +967,3 @@ def _only_cancelled(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_only_cancelled(e) for e in exc.exceptions)
     return isinstance(exc, Cancelled)
-
