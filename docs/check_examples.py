@@ -1,0 +1,80 @@
+"""Check that the code shown in the docs is the code that runs, with the output shown.
+
+Run from the repository root:  .venv/bin/python docs/check_examples.py
+
+In README.md and docs/**/*.md, a fenced block whose info string is
+``python file=PATH`` must be the exact text of PATH (relative to the Markdown
+file). A following block ``text output=PATH`` must be exactly what running
+PATH prints. A file named ``test_*.py`` is run with pytest instead and must pass.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FENCE = re.compile(r"^```(\w+) (file|output)=(\S+)\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
+
+
+def run(path: Path) -> subprocess.CompletedProcess[str]:
+    if path.name.startswith("test_"):
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
+    else:
+        command = [sys.executable, str(path)]
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        # A shell may start us with SIGINT ignored; the Ctrl-C example needs
+        # Python's default handler, which Python installs only over SIG_DFL.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def check(markdown: Path) -> list[str]:
+    problems = []
+    text = markdown.read_text()
+    for match in FENCE.finditer(text):
+        _, kind, name, body = match.groups()
+        path = (markdown.parent / name).resolve()
+        where = f"{markdown.relative_to(ROOT)}: {name}"
+        if not path.is_file():
+            problems.append(f"{where}: no such file")
+            continue
+        if kind == "file":
+            if body != path.read_text():
+                problems.append(f"{where}: the block differs from the file")
+            if path.name.startswith("test_"):
+                result = run(path)
+                if result.returncode != 0:
+                    problems.append(f"{where}: pytest failed\n{result.stdout}{result.stderr}")
+        else:
+            result = run(path)
+            if result.returncode != 0 or result.stderr:
+                problems.append(f"{where}: exit status {result.returncode}\n{result.stderr}")
+            elif result.stdout != body:
+                problems.append(
+                    f"{where}: printed\n{result.stdout}--- but the docs show\n{body}---"
+                )
+    return problems
+
+
+def main() -> int:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    pages = [page for page in pages if page.is_file()]
+    problems = [problem for page in pages for problem in check(page)]
+    blocks = sum(len(FENCE.findall(page.read_text())) for page in pages)
+    for problem in problems:
+        print(problem, end="\n\n")
+    print(f"{blocks} blocks checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Runnable shardio examples: ``python -m examples.NAME`` from the repository root."""
