@@ -137,3 +137,40 @@ async def test_effective_deadline_sees_through_unshielded_scopes_only() -> None:
         with shardio.CancelScope() as cancelled:
             cancelled.cancel()
             assert shardio.current_effective_deadline() == -math.inf
+
+
+async def test_cancellation_reaches_older_tasks_first() -> None:
+    order: list[str] = []
+
+    async def worker(name: str) -> None:
+        try:
+            await shardio.sleep_forever()
+        except shardio.Cancelled:
+            order.append(name)
+            raise
+
+    async with shardio.open_nursery() as nursery:
+        for name in ("first", "second", "third"):
+            nursery.start_soon(worker, name)
+        await wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert order == ["first", "second", "third"]
+
+
+async def test_cancellation_reaches_nested_scopes_in_creation_order() -> None:
+    order: list[str] = []
+
+    async def worker(name: str) -> None:
+        with shardio.CancelScope():  # an inner scope of its own
+            try:
+                await shardio.sleep_forever()
+            except shardio.Cancelled:
+                order.append(name)
+                raise
+
+    async with shardio.open_nursery() as nursery:
+        for name in ("a", "b", "c"):
+            nursery.start_soon(worker, name)
+        await wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert order == ["a", "b", "c"]

@@ -166,3 +166,16 @@ async def test_busy_task_still_sees_io_readiness() -> None:
             await lowlevel.wait_readable(a)
             stop = True
         assert a.recv(1) == b"x"
+
+
+async def test_waiting_on_an_fd_epoll_cannot_watch_raises_its_oserror(tmp_path: object) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "plain-file"
+    path.write_bytes(b"data")
+    with open(path, "rb") as f:  # noqa: ASYNC230 - the point is a regular file's fd
+        with pytest.raises(PermissionError):  # EPERM: regular files are not pollable
+            await lowlevel.wait_readable(f)
+        # The failed wait left nothing behind: the next one fails the same way.
+        with pytest.raises(PermissionError):
+            await lowlevel.wait_readable(f)

@@ -139,7 +139,9 @@ class CancelStatus:
             if cancelled:
                 for task in list(node.tasks):
                     task._attempt_delivery_of_any_pending_cancel()
-            todo.extend(node.children)
+            # Reversed onto the stack, so children are visited in the order
+            # they were created: cancellation reaches older work first.
+            todo.extend(reversed(node.children))
 
     def _mark_abandoned(self) -> None:
         todo = [self]
@@ -411,15 +413,28 @@ class CancelScope:
     @property
     def deadline(self) -> float:
         """The absolute time (on :func:`current_time`'s clock) at which this
-        scope cancels itself; ``inf`` for none. Writable."""
+        scope cancels itself; ``inf`` for none. Writable.
+
+        An unentered scope with a relative deadline (``move_on_after``) has no
+        absolute one yet: reading or writing this raises ``RuntimeError``.
+        """
+        self._refuse_if_relative()
         return self._deadline
 
     @deadline.setter
     def deadline(self, new_deadline: float) -> None:
         if isnan(new_deadline):
             raise ValueError("deadline must not be NaN")
+        self._refuse_if_relative()
         self._deadline = float(new_deadline)
         self._update_registered_deadline()
+
+    def _refuse_if_relative(self) -> None:
+        if self._relative_deadline != inf:
+            raise RuntimeError(
+                "this unentered CancelScope has a relative deadline; its absolute deadline "
+                "is fixed when it is entered. Use .relative_deadline until then"
+            )
 
     @property
     def relative_deadline(self) -> float:

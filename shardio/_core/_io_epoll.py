@@ -97,7 +97,7 @@ class EpollIOManager:
 
     # -- registration ------------------------------------------------------------
 
-    def _update_registration(self, fd: int) -> None:
+    def _update_registration(self, fd: int, *, raise_errors: bool = False) -> None:
         waiters = self._registered[fd]
         wanted = 0
         if waiters.read_task is not None:
@@ -112,9 +112,12 @@ class EpollIOManager:
                     self._epoll.register(fd, wanted | select.EPOLLONESHOT)
                 waiters.armed = wanted
             except OSError as exc:
-                # Most likely the fd was closed behind our back. Forget it and
-                # hand the error to whoever was waiting.
+                # Most likely the fd was closed behind our back (or is one
+                # epoll cannot watch, like a regular file). Forget it and hand
+                # the error to whoever was waiting.
                 del self._registered[fd]
+                if raise_errors:
+                    raise
                 for task in (waiters.read_task, waiters.write_task):
                     if task is not None:
                         self._runner.reschedule(task, outcome.Error(exc))
@@ -136,7 +139,17 @@ class EpollIOManager:
             )
         task = current_task()
         setattr(waiters, attr, task)
-        self._update_registration(fd)
+        try:
+            self._update_registration(fd, raise_errors=True)
+        except OSError:
+            # The fd cannot be watched: the caller gets the error itself. A
+            # task already waiting in the other direction is told too.
+            other = waiters.write_task if attr == "read_task" else waiters.read_task
+            if other is not None:
+                self._runner.reschedule(
+                    other, outcome.Error(OSError(f"fd {fd} can no longer be watched"))
+                )
+            raise
 
         def abort(_: RaiseCancelT) -> Abort:
             setattr(waiters, attr, None)

@@ -32,7 +32,9 @@ PARKING_LOT_BREAKERS: dict[Task, list[ParkingLot]] = {}
 def add_parking_lot_breaker(task: Task, lot: ParkingLot) -> None:
     """Break ``lot`` if ``task`` exits while registered (see :meth:`ParkingLot.break_lot`)."""
     if task._cancel_status is None:
-        raise RuntimeError(f"{task!r} has already exited; it cannot break a lot")
+        raise BrokenResourceError(
+            f"{task!r} has already exited; a lot it would break is broken from the start"
+        )
     PARKING_LOT_BREAKERS.setdefault(task, []).append(lot)
 
 

@@ -370,7 +370,7 @@ class RunStatistics:
     tasks_living: int
     tasks_runnable: int
     seconds_to_next_deadline: float
-    io_statistics: dict[str, int]
+    io_statistics: dict[str, object]
     run_sync_soon_queue_size: int
 
 
@@ -806,7 +806,7 @@ def current_statistics() -> RunStatistics:
         tasks_living=runner.tasks_living,
         tasks_runnable=len(runner.runq),
         seconds_to_next_deadline=runner.deadlines.next_deadline() - runner.clock.current_time(),
-        io_statistics={"backend": 0, "waiting_fds": runner.io_manager.waiting_fds},
+        io_statistics={"backend": "epoll", "waiting_fds": runner.io_manager.waiting_fds},
         run_sync_soon_queue_size=len(runner.entry_queue),
     )
 
@@ -869,7 +869,8 @@ def _install_ki_handler(runner: Runner) -> Callable[[], None]:
         return lambda: None  # the application installed its own handler
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if runner.ki_pending and runner.ki_delivered and _in_user_code(frame):
+        if runner.ki_pending and _in_user_code(frame):
+            # The second Ctrl-C: the first could not stop this code.
             raise KeyboardInterrupt
         runner.ki_pending = True
 
