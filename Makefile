@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+	$(BIN)/python docs/check_examples.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
