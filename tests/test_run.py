@@ -230,3 +230,28 @@ def test_finished_tasks_leave_no_memory_behind() -> None:
     assert growth < 500
     assert len(sample) == 60
     assert all(ref() is None for ref in sample)
+
+
+async def test_start_soon_with_wrong_arguments_raises_at_once() -> None:
+    async def needs_two(a: int, b: int) -> None:
+        pass
+
+    async with shardio.open_nursery() as nursery:
+        with pytest.raises(TypeError, match="missing 1 required positional argument"):
+            nursery.start_soon(needs_two, 1)  # type: ignore[call-arg]
+        assert not nursery.child_tasks
+
+
+async def test_a_not_yet_started_task_shows_its_coroutine() -> None:
+    ran: list[int] = []
+
+    async def child(x: int) -> None:
+        ran.append(x)
+
+    async with shardio.open_nursery() as nursery:
+        nursery.start_soon(child, 7)
+        (task,) = nursery.child_tasks
+        # Inspecting it before its first step gives the coroutine it will run.
+        assert task.coro.cr_code is child.__code__
+        assert ran == []
+    assert ran == [7]

@@ -17,8 +17,9 @@ nodes under it, into the real nursery.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
-from types import CoroutineType, TracebackType
+from types import CoroutineType, FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from ._cancel import CancelReason, CancelScope, CancelStatus
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from ._run import Task
 
 StatusT = TypeVar("StatusT")
+
+_DEFERRABLE_MASK = inspect.CO_COROUTINE | inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 
 class _NoStatus:
@@ -121,6 +124,7 @@ class Nursery:
 
     def __init__(self, parent_task: Task, cancel_scope: CancelScope) -> None:
         self._parent_task = parent_task
+        self._runner = parent_task._runner
         if parent_task._child_nurseries:
             parent_task._child_nurseries.append(self)
         else:
@@ -228,7 +232,25 @@ class Nursery:
         ``name`` (default: the function's qualified name) shows in reprs and
         tracebacks.
         """
-        # Hot path: the fast case of coroutine_or_error() inlined.
+        # Hot path. A plain async def function whose arguments bind for sure
+        # (exactly its positional parameters, no *args/**kwargs/keyword-only)
+        # gets its coroutine made at the first step: see _run.py's docstring.
+        if type(async_fn) is FunctionType:
+            code = async_fn.__code__
+            if (
+                code.co_flags & _DEFERRABLE_MASK == inspect.CO_COROUTINE
+                and code.co_argcount == len(args)
+                and not code.co_kwonlyargcount
+            ):
+                self._runner.spawn_coro(
+                    None,
+                    self,
+                    async_fn if name is None else name,
+                    deferred_fn=async_fn,
+                    deferred_args=args,
+                )
+                return
+        # The fast case of coroutine_or_error() inlined.
         try:
             coro = async_fn(*args)
         except TypeError:
@@ -237,7 +259,7 @@ class Nursery:
         else:
             if type(coro) is not CoroutineType:
                 coro = check_coroutine(coro, async_fn, "start_soon")
-        GLOBAL_RUN_CONTEXT.runner.spawn_coro(coro, self, async_fn if name is None else name)
+        self._runner.spawn_coro(coro, self, async_fn if name is None else name)
 
     async def start(
         self,

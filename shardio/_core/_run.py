@@ -26,8 +26,16 @@ Hot path
 --------
 The batch loop and the checkpoint trap are written for speed: locals instead
 of attribute chains, no allocation per step, instruments tested once per
-step. A task step is ``task.context.run(task.coro.send, value)``: every task
+step. A task step is ``task.context.run(coro.send, value)``: every task
 runs in its own :mod:`contextvars` context, copied from its spawner.
+
+A task started with ``start_soon`` of a plain ``async def`` function whose
+arguments provably bind gets its coroutine object only at its first step (it
+keeps the function and the argument tuple until then). Nothing observable
+changes -- calling an ``async def`` function runs no code -- but a burst of
+spawned tasks holds one GC-tracked object fewer each, and full garbage
+collections, which traverse every live task, are most of what spawning many
+tasks costs.
 """
 
 from __future__ import annotations
@@ -127,6 +135,8 @@ class Task:
         "_abort_func",
         "_cancel_status",
         "_child_nurseries",
+        "_coro",
+        "_deferred_fn",
         "_eventual_parent_nursery",
         "_name_source",
         "_next_exc",
@@ -134,20 +144,24 @@ class Task:
         "_parent_nursery",
         "_runner",
         "context",
-        "coro",
         "custom_sleep_data",
     )
 
     def __init__(
         self,
-        coro: Coroutine[Any, Any, Any],
+        coro: Coroutine[Any, Any, Any] | None,
         runner: Runner,
         name_source: object,
         context: contextvars.Context,
         parent_nursery: Nursery | None,
+        cancel_status: CancelStatus | None,
+        deferred_fn: Callable[..., Coroutine[Any, Any, Any]] | None = None,
+        deferred_args: tuple[Any, ...] = (),
     ) -> None:
-        #: The coroutine object this task runs.
-        self.coro = coro
+        # Either the coroutine, or (deferred_fn, deferred_args) to make it at
+        # the first step; see the module docstring.
+        self._coro = coro
+        self._deferred_fn = deferred_fn
         #: The :class:`contextvars.Context` this task runs in.
         self.context = context
         self.custom_sleep_data: Any = None
@@ -160,10 +174,27 @@ class Task:
         # share of the cost of spawning many tasks (full collections traverse
         # every live task).
         self._child_nurseries: list[Nursery] = _NO_NURSERIES  # type: ignore[assignment]
-        self._cancel_status: CancelStatus = None  # type: ignore[assignment]
+        self._cancel_status: CancelStatus = cancel_status  # type: ignore[assignment]
         self._abort_func: Callable[[RaiseCancelT], Abort] | None = None
-        self._next_value: Any = None
+        # While the coroutine is deferred, this holds its arguments.
+        self._next_value: Any = deferred_args if deferred_fn is not None else None
         self._next_exc: BaseException | None = None
+
+    @property
+    def coro(self) -> Coroutine[Any, Any, Any]:
+        """The coroutine object this task runs."""
+        coro = self._coro
+        if coro is None:
+            coro = self._make_coro()
+        return coro
+
+    def _make_coro(self) -> Coroutine[Any, Any, Any]:
+        fn = self._deferred_fn
+        assert fn is not None
+        coro = self._coro = fn(*self._next_value)
+        self._deferred_fn = None
+        self._next_value = None
+        return coro
 
     @property
     def name(self) -> str:
@@ -439,29 +470,35 @@ class Runner:
 
     def spawn_coro(
         self,
-        coro: Coroutine[Any, Any, Any],
+        coro: Coroutine[Any, Any, Any] | None,
         nursery: Nursery | None,
         name: object,
         system_task: bool = False,
         context: contextvars.Context | None = None,
+        deferred_fn: Callable[..., Coroutine[Any, Any, Any]] | None = None,
+        deferred_args: tuple[Any, ...] = (),
     ) -> Task:
+        """Create a task for ``coro`` (or, deferred, ``deferred_fn(*deferred_args)``)
+        in ``nursery`` and queue its first step. Hot path."""
         if nursery is not None and nursery._closed:
-            coro.close()
+            if coro is not None:
+                coro.close()
             raise RuntimeError(
                 "this nursery is closed to new tasks: its 'async with' block has ended "
                 "and all its children have exited"
             )
         if context is None:
             context = self.system_context.copy() if system_task else contextvars.copy_context()
-        task = Task(coro, self, name, context, nursery)
-        self.tasks_living += 1
-        if nursery is not None:
-            nursery._children[task] = None
+        if nursery is None:
+            task = Task(coro, self, name, context, None, None)
+        else:
             # A fresh task has no abort function, so there is no pending
             # cancellation to offer it yet: attach it to the status directly.
             status = nursery._cancel_status
+            task = Task(coro, self, name, context, nursery, status, deferred_fn, deferred_args)
             status.tasks[task] = None
-            task._cancel_status = status
+            nursery._children[task] = None
+        self.tasks_living += 1
         # A fresh coroutine's first send must be None, which _next_value is.
         self.runq.append(task)
         if self.instruments:
@@ -553,8 +590,10 @@ class Runner:
                 todo.extend(nursery._children)
         for task in reversed(tasks):
             GLOBAL_RUN_CONTEXT.task = task
+            if task._coro is None:
+                continue  # never started: nothing to unwind
             try:
-                task.context.run(task.coro.close)
+                task.context.run(task._coro.close)
             except BaseException as exc:
                 logger.debug("closing %r after a crash raised %r", task, exc)
         if tasks:
@@ -659,7 +698,10 @@ class Runner:
                 try:
                     exc = task._next_exc
                     if exc is None:
-                        msg = task.context.run(task.coro.send, task._next_value)
+                        coro = task._coro
+                        if coro is None:
+                            coro = task._make_coro()
+                        msg = task.context.run(coro.send, task._next_value)
                     else:
                         task._next_exc = None
                         msg = task.context.run(task.coro.throw, exc)
