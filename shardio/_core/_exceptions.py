@@ -116,3 +116,58 @@ class BrokenResourceError(Exception):
 
 class EndOfChannel(Exception):
     """Every sending end of the channel is closed and the buffer is drained."""
+
+
+class ShardCrashed(BrokenResourceError):
+    """A shard's process died.
+
+    ``shard`` is its index; ``exitcode`` the code it exited with, or ``None``
+    if a signal killed it, in which case ``signal`` is that signal's number.
+    A crash fails the whole run: :func:`shardio.run` cancels everything and
+    raises this.
+    """
+
+    def __init__(self, shard: int, exitcode: int | None, signal: int | None) -> None:
+        self.shard = shard
+        self.exitcode = exitcode
+        self.signal = signal
+        if signal is not None:
+            import signal as signal_module
+
+            how = f"was killed by {signal_module.Signals(signal).name}"
+        else:
+            how = f"exited with code {exitcode}"
+        super().__init__(f"shard {shard} {how}")
+
+    def __reduce__(self) -> Any:
+        return (ShardCrashed, (self.shard, self.exitcode, self.signal))
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised on another shard.
+
+    Attached as the ``__cause__`` of the exception that crossed shards, so
+    the printed traceback shows both where it was raised and where it arrived.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RemoteError(Exception):
+    """An exception from another shard that could not be sent as itself.
+
+    Its type could not be pickled (or rebuilt here), so it arrives as this,
+    with ``type_name``, ``message``, the remote ``traceback_text`` and the
+    ``shard`` it came from.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str, shard: int) -> None:
+        super().__init__(f"{type_name}: {message} (raised on shard {shard})")
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+        self.shard = shard
+
+    def __reduce__(self) -> Any:
+        return (RemoteError, (self.type_name, self.message, self.traceback_text, self.shard))

@@ -21,6 +21,7 @@ Facts about epoll this code relies on
 from __future__ import annotations
 
 import select
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import outcome
@@ -59,8 +60,19 @@ class EpollIOManager:
         self._epoll = select.epoll()
         self._registered: dict[int, _Waiters] = {}
         self.wakeup = WakeupSocketpair()
-        self._wakeup_fd = self.wakeup.wakeup_sock.fileno()
-        self._epoll.register(self._wakeup_fd, select.EPOLLIN)
+        # fds that only wake the loop: fd -> what drains them.
+        self._wakeup_fds: dict[int, Callable[[], None]] = {}
+        self.add_wakeup_fd(self.wakeup.wakeup_sock.fileno(), self.wakeup.drain)
+
+    def add_wakeup_fd(self, fd: int, drain: Callable[[], None]) -> None:
+        """Watch ``fd`` (level-triggered) only to wake the loop; ``drain``
+        empties it when it fires. For doorbells and completion eventfds."""
+        self._wakeup_fds[fd] = drain
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove_wakeup_fd(self, fd: int) -> None:
+        del self._wakeup_fds[fd]
+        self._epoll.unregister(fd)
 
     def close(self) -> None:
         self._epoll.close()
@@ -79,9 +91,10 @@ class EpollIOManager:
 
     def process_events(self, events: list[tuple[int, int]]) -> None:
         reschedule = self._runner.reschedule
+        wakeup_fds = self._wakeup_fds
         for fd, flags in events:
-            if fd == self._wakeup_fd:
-                self.wakeup.drain()
+            if fd in wakeup_fds:
+                wakeup_fds[fd]()
                 continue
             waiters = self._registered.get(fd)
             if waiters is None:

@@ -225,13 +225,27 @@ class Nursery:
         async_fn: Callable[..., Awaitable[Any]],
         *args: Any,
         name: object = None,
+        shard: int | None = None,
     ) -> None:
         """Start ``async_fn(*args)`` as a child task of this nursery.
 
         Returns at once; the task first runs at the next scheduling batch.
         ``name`` (default: the function's qualified name) shows in reprs and
         tracebacks.
+
+        ``shard=k`` runs it on shard ``k``, still as a child of this nursery:
+        the nursery waits for it, its exception propagates here (with its
+        own type), and it is cancelled with the nursery. Its function and
+        arguments are pickled now (a ``TypeError`` names what cannot be).
         """
+        if shard is not None:
+            from ._remote import prepare_call, remote_child
+
+            prepared = prepare_call(shard, async_fn, args)
+            if prepared is not None:
+                proxy_name = name if name is not None else _remote_name(async_fn, shard)
+                self.start_soon(remote_child, shard, prepared, async_fn, name=proxy_name)
+                return
         # Hot path. A plain async def function whose arguments bind for sure
         # (exactly its positional parameters, no *args/**kwargs/keyword-only)
         # gets its coroutine made at the first step: see _run.py's docstring.
@@ -266,6 +280,7 @@ class Nursery:
         async_fn: Callable[..., Awaitable[Any]],
         *args: Any,
         name: object = None,
+        shard: int | None = None,
     ) -> Any:
         """Start a child task and wait until it reports that it is ready.
 
@@ -275,7 +290,18 @@ class Nursery:
         comes out of ``start()`` (not out of the nursery), and cancelling
         ``start()`` cancels it. After ``started()``, it is an ordinary child
         of this nursery.
+
+        ``shard=k`` starts it on shard ``k``: the remote function gets a
+        ``task_status`` whose ``started(value)`` makes this call return
+        ``value`` (pickled back); otherwise as above.
         """
+        if shard is not None:
+            from ._remote import prepare_call, remote_start
+
+            prepared = prepare_call(shard, async_fn, args)
+            if prepared is not None:
+                proxy_name = name if name is not None else _remote_name(async_fn, shard)
+                return await self.start(remote_start, shard, prepared, async_fn, name=proxy_name)
         if self._closed:
             raise RuntimeError(
                 "this nursery is closed to new tasks: its 'async with' block has ended "
@@ -308,6 +334,12 @@ class Nursery:
         finally:
             self._pending_starts -= 1
             self._check_nursery_closed()
+
+
+def _remote_name(async_fn: object, shard: int) -> str:
+    from ._run import _name_of
+
+    return f"{_name_of(async_fn)} (on shard {shard})"
 
 
 def _raise_keeping_context(exc: BaseException) -> NoReturn:

@@ -61,7 +61,7 @@ import sniffio
 from sortedcontainers import SortedDict
 
 from ._cancel import CancelReason, CancelStatus, Deadlines
-from ._exceptions import Cancelled, RunFinishedError, ShardioInternalError
+from ._exceptions import Cancelled, CancelSource, RunFinishedError, ShardioInternalError
 from ._instrumentation import Instruments
 from ._io_epoll import EpollIOManager
 from ._parking_lot import PARKING_LOT_BREAKERS, break_lots_of_exiting_task
@@ -115,6 +115,40 @@ class SystemClock(Clock):
 
     def deadline_to_sleep_time(self, deadline: float) -> float:
         return deadline - time.monotonic()
+
+
+class Poller:
+    """Work the scheduler checks on every pass, without a task or an fd per item.
+
+    For event sources that are cheap to look at but expensive to wait on one
+    by one: shared-memory rings from other shards, io_uring completion queues.
+    Register with :func:`add_poller`. The scheduler calls, on each pass:
+
+    * :meth:`poll` at the start: do whatever is ready, without blocking
+      (reschedule tasks, run handlers); return True if anything was done;
+    * :meth:`flush` at the end, after the batch of task steps, and before
+      the scheduler blocks: push out what the pass produced (messages,
+      submissions), once per pass, not per item.
+
+    And when nothing is runnable, before blocking in ``epoll_wait``:
+    :meth:`prepare_to_sleep` must make sure an fd in the epoll set (see
+    ``add_wakeup_fd``) becomes readable when new work arrives, and return
+    False if work is already there; :meth:`after_sleep` undoes that.
+    """
+
+    def poll(self) -> bool:
+        """Handle what is ready; True if anything was."""
+        return False
+
+    def flush(self) -> None:
+        """The pass is over: send what it produced."""
+
+    def prepare_to_sleep(self) -> bool:
+        """Arrange to be woken; False if there is work already (don't sleep)."""
+        return True
+
+    def after_sleep(self) -> None:
+        """The scheduler is awake again."""
 
 
 # ---------------------------------------------------------------------------
@@ -428,8 +462,12 @@ class Runner:
         self.token = Token(self)
         self.done = False
         self.run_vars: dict[Any, Any] = {}
-        self.ki_pending = False
-        self.ki_delivered = False
+        self.pollers: list[Poller] = []
+        self.idle_poll = 0.0
+        self.shard_state: Any = None
+        # Set by SIGINT or SIGTERM: the signal that asked the run to stop.
+        self.stop_signal: int | None = None
+        self.stop_delivered = False
         self.system_context = contextvars.copy_context()
         self.system_context.run(sniffio.current_async_library_cvar.set, "shardio")
 
@@ -568,11 +606,16 @@ class Runner:
                 main_coro, system_nursery, main_name, context=self.system_context.copy()
             )
 
-    def handle_ki(self) -> None:
-        """An orderly Ctrl-C: cancel everything; run() raises KeyboardInterrupt."""
-        self.ki_delivered = True
+    def handle_stop_signal(self) -> None:
+        """An orderly Ctrl-C or SIGTERM: cancel everything; run() then raises."""
+        self.stop_delivered = True
         if self.system_nursery is not None:
-            self.system_nursery.cancel_scope._cancel(CancelReason("KeyboardInterrupt"))
+            source: CancelSource = (
+                "KeyboardInterrupt" if self.stop_signal == signal.SIGINT else "shutdown"
+            )
+            self.system_nursery.cancel_scope._cancel(
+                CancelReason(source, f"{signal.Signals(self.stop_signal or 0).name} received")
+            )
 
     def close_abandoned_tasks(self) -> None:
         """After the loop crashed: close every living coroutine, innermost first.
@@ -621,6 +664,7 @@ class Runner:
         deadlines = self.deadlines
         waiting_for_idle = self.waiting_for_idle
         entry_queue = self.entry_queue
+        pollers = self.pollers
         run_context = GLOBAL_RUN_CONTEXT
         checkpoint_trap = _CHECKPOINT
         wait_trap = _WaitTaskRescheduled
@@ -629,6 +673,11 @@ class Runner:
         while self.tasks_living:
             if entry_queue:
                 self._run_entry_queue()
+            polled_work = False
+            if pollers:
+                for poller in pollers:
+                    if poller.poll():
+                        polled_work = True
 
             # -- how long may we sleep?
             idle_primed = 0  # 1: wait_all_tasks_blocked, 2: MockClock autojump
@@ -654,17 +703,31 @@ class Runner:
 
             # -- I/O
             events: list[tuple[int, int]] = []
+            if poll and timeout and pollers:
+                timeout = self._prepare_to_sleep(timeout, now)
+                if not timeout:
+                    # The pollers found work: treat it like a busy pass.
+                    polled_work = True
+                    poll = now - last_poll >= _BUSY_POLL_INTERVAL
             if poll:
+                slept = timeout > 0 and bool(pollers)
                 if "before_io_wait" in instruments:
                     instruments.call("before_io_wait", timeout)
                 events = get_events(timeout)
+                if slept:
+                    for poller in pollers:
+                        poller.after_sleep()
                 last_poll = now_fn() if timeout else now
                 if events:
                     process_events(events)
                 if "after_io_wait" in instruments:
                     instruments.call("after_io_wait", timeout)
-                if self.ki_pending and not self.ki_delivered and self.system_nursery is not None:
-                    self.handle_ki()
+                if (
+                    self.stop_signal is not None
+                    and not self.stop_delivered
+                    and self.system_nursery is not None
+                ):
+                    self.handle_stop_signal()
 
             # -- deadlines
             heap = deadlines._heap
@@ -674,7 +737,7 @@ class Runner:
                     idle_primed = 0
 
             # -- nothing happened while we slept: the program is idle
-            if idle_primed and not self.runq and not events:
+            if idle_primed and not self.runq and not events and not polled_work:
                 if idle_primed == 1:
                     while waiting_for_idle:
                         key, task = waiting_for_idle.peekitem(0)
@@ -692,6 +755,8 @@ class Runner:
             self.runq = runq = []
             if instruments:
                 self._run_batch_instrumented(batch)
+                for poller in pollers:
+                    poller.flush()
                 continue
             for task in batch:
                 run_context.task = task
@@ -721,6 +786,41 @@ class Runner:
                         _foreign_yield(task, msg)
             if batch:
                 del run_context.task
+            if pollers:
+                for poller in pollers:
+                    poller.flush()
+
+    def _prepare_to_sleep(self, timeout: float, now: float) -> float:
+        """Nothing is runnable: spin on the pollers for up to ``idle_poll``
+        seconds, then let each arrange its wakeup. Returns the timeout to
+        block for: 0 if work turned up, so the loop must not block."""
+        pollers = self.pollers
+        # What this pass's polling produced (replies to messages, say) must
+        # leave before we sleep, or a peer could wait on us while we wait on it.
+        for poller in pollers:
+            poller.flush()
+        if self.idle_poll > 0:
+            spin = min(self.idle_poll, timeout)
+            end = now + spin
+            clock_now = self.clock.current_time
+            while True:
+                worked = False
+                for poller in pollers:
+                    if poller.poll():
+                        worked = True
+                if worked or self.runq or self.entry_queue:
+                    return 0.0
+                if clock_now() >= end:
+                    break
+            timeout -= spin
+            if timeout <= 0:
+                return 0.0
+        for i, poller in enumerate(pollers):
+            if not poller.prepare_to_sleep():
+                for earlier in pollers[:i]:
+                    earlier.after_sleep()
+                return 0.0
+        return timeout
 
     def _run_batch_instrumented(self, batch: list[Task]) -> None:
         # The same as the plain batch loop, with the per-step hooks.
@@ -853,6 +953,28 @@ def current_statistics() -> RunStatistics:
     )
 
 
+def add_poller(
+    poller: Poller, wakeup_fd: int | None = None, drain: Callable[[], None] | None = None
+) -> None:
+    """Register ``poller`` (see :class:`Poller`) with this shard's scheduler.
+
+    ``wakeup_fd``, if given, joins the epoll set; it should become readable
+    when the poller has work, and ``drain`` is called to empty it then.
+    """
+    runner = current_runner()
+    runner.pollers.append(poller)
+    if wakeup_fd is not None:
+        runner.io_manager.add_wakeup_fd(wakeup_fd, drain or (lambda: None))
+
+
+def remove_poller(poller: Poller, wakeup_fd: int | None = None) -> None:
+    """Undo :func:`add_poller`."""
+    runner = current_runner()
+    runner.pollers.remove(poller)
+    if wakeup_fd is not None:
+        runner.io_manager.remove_wakeup_fd(wakeup_fd)
+
+
 def add_instrument(instrument: Any) -> None:
     """Start calling ``instrument``'s hooks (see :class:`Instrument`)."""
     current_runner().instruments.add_instrument(instrument)
@@ -896,31 +1018,41 @@ async def wait_all_tasks_blocked(cushion: float = 0.0) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _install_ki_handler(runner: Runner) -> Callable[[], None]:
-    """Route SIGINT to an orderly shutdown; return the function that undoes it.
+def _install_stop_handlers(runner: Runner) -> Callable[[], None]:
+    """Route SIGINT and SIGTERM to an orderly shutdown; return the undo function.
 
-    The first Ctrl-C cancels every task (the run then raises
-    KeyboardInterrupt). A second one, while a task is still running user
-    code that never reaches a checkpoint, raises KeyboardInterrupt right
-    there, as plain Python would; it is held back while the scheduler's own
-    code runs, so its data structures are never left half-updated.
+    The first Ctrl-C (or SIGTERM) cancels every task; once they have
+    unwound, run() raises KeyboardInterrupt (for SIGTERM: SystemExit(143),
+    the exit status of a process ended by SIGTERM). A second Ctrl-C, while a
+    task is still running user code that never reaches a checkpoint, raises
+    KeyboardInterrupt right there, as plain Python would; it is held back
+    while shardio's own code runs, so its data structures are never left
+    half-updated. Only signals whose handler is still Python's default are
+    taken over, and only in the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return lambda: None  # the application installed its own handler
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if runner.ki_pending and _in_user_code(frame):
+        if signum == signal.SIGINT and runner.stop_signal is not None and _in_user_code(frame):
             # The second Ctrl-C: the first could not stop this code.
             raise KeyboardInterrupt
-        runner.ki_pending = True
+        if runner.stop_signal is None:
+            runner.stop_signal = signum
 
-    signal.signal(signal.SIGINT, handler)
+    installed = []
+    for signum, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+    ):
+        if signal.getsignal(signum) is default:
+            signal.signal(signum, handler)
+            installed.append((signum, default))
 
     def restore() -> None:
-        if signal.getsignal(signal.SIGINT) is handler:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum, default in installed:
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, default)
 
     return restore
 
@@ -952,10 +1084,16 @@ def run(
     *args: Any,
     clock: Clock | None = None,
     instruments: collections.abc.Sequence[Any] = (),
+    shard_state: Any = None,
+    idle_poll: float = 0.0,
+    main_name: object = None,
 ) -> T:
     """Run ``async_fn(*args)`` on a fresh scheduler in this thread; return its result.
 
-    Single-shard core of :func:`shardio.run`.
+    The scheduler of one shard; :func:`shardio.run` (``_shards.py``) starts
+    one per shard. ``shard_state`` is that shard's view of the run (its
+    messenger becomes a poller), ``idle_poll`` the seconds to spin on the
+    pollers before sleeping, ``main_name`` the main task's name.
     """
     if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
         raise RuntimeError(
@@ -966,15 +1104,24 @@ def run(
         clock = SystemClock()
     coro = coroutine_or_error(async_fn, args, what="shardio.run")
     runner = Runner(clock, Instruments(instruments))
+    runner.shard_state = shard_state
+    runner.idle_poll = idle_poll
+    messenger = getattr(shard_state, "messenger", None)
+    if messenger is not None:
+        runner.pollers.append(messenger)
+        runner.io_manager.add_wakeup_fd(messenger.doorbell, messenger.drain_doorbell)
     GLOBAL_RUN_CONTEXT.runner = runner
-    restore_ki = _install_ki_handler(runner)
+    restore_signals = _install_stop_handlers(runner)
     runner.io_manager.wakeup.wakeup_on_signals()
     try:
         clock.start_clock()
         if "before_run" in runner.instruments:
             runner.instruments.call("before_run")
         runner.init_task = runner.spawn_coro(
-            runner.init(coro, async_fn), None, "<init>", system_task=True
+            runner.init(coro, async_fn if main_name is None else main_name),
+            None,
+            "<init>",
+            system_task=True,
         )
         try:
             runner.loop()
@@ -985,19 +1132,21 @@ def run(
             runner.instruments.call("after_run")
     finally:
         runner.done = True
-        restore_ki()
+        restore_signals()
         runner.io_manager.close()
         del GLOBAL_RUN_CONTEXT.runner
     if runner.system_exc is not None:
         raise ShardioInternalError(
             "a system task raised an exception; the run was stopped"
         ) from runner.system_exc
-    if runner.ki_pending:
-        ki = KeyboardInterrupt()
+    if runner.stop_signal is not None:
+        stop: BaseException = (
+            KeyboardInterrupt() if runner.stop_signal == signal.SIGINT else SystemExit(143)
+        )
         main_exc = runner.main_exc
         if main_exc is not None and not _only_cancelled(main_exc):
-            ki.__context__ = main_exc
-        raise ki
+            stop.__context__ = main_exc
+        raise stop
     if runner.main_exc is not None:
         try:
             raise runner.main_exc

@@ -1,0 +1,380 @@
+"""Shards: one pinned process per core, started before any scheduler runs.
+
+``shardio.run(main, shards=N)`` maps the shared area (the rings and doorbells
+of ``_ring.py``), forks ``N - 1`` children, pins every process to its CPU, and
+starts one scheduler per process. Shard 0 -- the calling process -- runs
+``main``; the others serve what is sent to them. Nothing else is shared: each
+shard has its own tasks, its own module globals, its own garbage.
+
+Lifetime
+--------
+* A child asks the kernel to SIGKILL it when its parent dies
+  (``PR_SET_PDEATHSIG``), so killing shard 0 leaves no orphans.
+* Shard 0 watches each child through a pidfd. A child that dies while the
+  run is live is a crash: calls waiting on it fail with :class:`ShardCrashed`,
+  the other shards are told, ``main`` is cancelled, and ``run()`` raises
+  :class:`ShardCrashed` once everything has unwound.
+* When ``main`` returns or raises, shard 0 posts *stop* to every child, whose
+  main task then ends (its remote tasks are cancelled, their callers told),
+  and waits until each has exited and been reaped. Only then does ``run()``
+  return: no process, fd or mapping outlives it.
+* Ctrl-C (SIGINT to the process group) is ignored by the children and turned
+  by shard 0 into an orderly cancellation; the cancellation reaches remote
+  work as cancel messages. SIGTERM to shard 0 does the same, and ``run()``
+  then raises ``SystemExit(143)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._cancel import CancelReason, CancelScope
+from ._exceptions import Cancelled, ShardCrashed
+from ._io_epoll import wait_readable
+from ._messenger import Messenger, message_handler
+from ._parking_lot import ParkingLot
+from ._ring import SharedArea, set_parent_death_signal
+from ._run import Clock, spawn_system_task
+from ._run import run as run_one_shard
+from ._state import current_runner
+from ._traps import Abort, wait_task_rescheduled
+
+if TYPE_CHECKING:
+    from ._nursery import Nursery
+
+T = TypeVar("T")
+
+DEFAULT_IDLE_POLL_US = 200.0
+
+
+class ShardState:
+    """What a shard knows about the run: its index, its peers, its calls."""
+
+    def __init__(self, index: int, count: int, area: SharedArea | None) -> None:
+        self.index = index
+        self.count = count
+        self.area = area
+        self.messenger = Messenger(area, index) if area is not None else None
+        #: Calls this shard made and still waits for: call id -> call.
+        self.calls_out: dict[int, Any] = {}
+        #: Remote calls running here: (caller shard, call id) -> their scope.
+        self.calls_in: dict[tuple[int, int], CancelScope] = {}
+        self._ids = itertools.count()
+        #: Shards known to have crashed.
+        self.dead: dict[int, ShardCrashed] = {}
+        #: The first crash seen (on shard 0: what run() will raise).
+        self.crash: ShardCrashed | None = None
+        self.service_nursery: Nursery | None = None
+        # Calls that arrived before the service nursery was up: (fn, *args).
+        self.early_calls: list[tuple[Any, ...]] = []
+        self.stopping = False
+        self._stop_lot = ParkingLot()
+        # Shard 0 only: the children and who waits for them to exit.
+        self.children: dict[int, int] = {}  # shard -> pid
+        self._exited_lot = ParkingLot()
+
+    def next_call_id(self) -> int:
+        return next(self._ids)
+
+    def post(self, dst: int, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` to run on shard ``dst`` (see ``_messenger.py``)."""
+        if dst in self.dead:
+            raise self.dead[dst]
+        assert self.messenger is not None
+        self.messenger.post(dst, fn, args)
+
+    # -- serving remote calls ----------------------------------------------------
+
+    async def host_service_nursery(self) -> None:
+        """System task: the nursery remote calls to this shard run in."""
+        from ._nursery import open_nursery
+
+        async with open_nursery() as nursery:
+            self.service_nursery = nursery
+            for fn, *args in self.early_calls:
+                nursery.start_soon(fn, *args)
+            self.early_calls.clear()
+            await wait_task_rescheduled(lambda _: Abort.SUCCEEDED)
+
+    # -- stopping ----------------------------------------------------------------
+
+    async def wait_for_stop(self) -> None:
+        """A child's main task: serve until shard 0 says stop."""
+        if not self.stopping:
+            await self._stop_lot.park()
+
+    def handle_stop(self) -> None:
+        self.stopping = True
+        self._stop_lot.unpark_all()
+
+    # -- crashes -----------------------------------------------------------------
+
+    def peer_crashed(self, crash: ShardCrashed) -> None:
+        """Shard ``crash.shard`` is gone: fail what waits on it."""
+        if crash.shard in self.dead:
+            return
+        self.dead[crash.shard] = crash
+        if self.crash is None:
+            self.crash = crash
+        runner = current_runner()
+        for call_id, call in list(self.calls_out.items()):
+            if call.dst == crash.shard:
+                del self.calls_out[call_id]
+                call.fail(crash)
+        for (src, _), scope in list(self.calls_in.items()):
+            if src == crash.shard:
+                scope._cancel(CancelReason("remote", f"the caller's shard {src} crashed"))
+        if self.messenger is not None:
+            self.messenger.forget(crash.shard)
+        if self.index == 0 and runner.system_nursery is not None:
+            runner.system_nursery.cancel_scope._cancel(
+                CancelReason("shutdown", f"shard {crash.shard} crashed")
+            )
+        elif self.index != 0:
+            self.handle_stop()
+
+    # -- shard 0: the children -----------------------------------------------------
+
+    async def supervise(self, shard: int, pid: int) -> None:
+        """System task on shard 0: reap child ``shard``; a death before stop is a crash."""
+        pidfd = os.pidfd_open(pid)
+        try:
+            with CancelScope(shield=True):
+                await wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+            # The pidfd said the child exited: this returns at once.
+            _, status = os.waitpid(pid, 0)  # noqa: ASYNC222
+            del self.children[shard]
+            self._exited_lot.unpark_all()
+        if os.WIFSIGNALED(status):
+            crash = ShardCrashed(shard, None, os.WTERMSIG(status))
+        elif os.WEXITSTATUS(status) != 0 or not self.stopping:
+            crash = ShardCrashed(shard, os.WEXITSTATUS(status), None)
+        else:
+            return
+        self.peer_crashed(crash)
+        for other in range(1, self.count):
+            if other != shard and other not in self.dead:
+                self.post(other, _handle_peer_crash, shard, crash.exitcode, crash.signal)
+
+    async def stop_children(self) -> None:
+        """Shard 0, when main is done: tell every child to stop, wait until all exited."""
+        self.stopping = True
+        for shard in list(self.children):
+            if shard not in self.dead:
+                self.post(shard, _handle_stop)
+        while self.children:
+            await self._exited_lot.park()
+
+
+# -- message handlers (module level: they travel by reference) ------------------------
+
+
+def current_state() -> ShardState:
+    state: ShardState | None = current_runner().shard_state
+    assert state is not None
+    return state
+
+
+@message_handler
+def _handle_stop() -> None:
+    current_state().handle_stop()
+
+
+@message_handler
+def _handle_peer_crash(shard: int, exitcode: int | None, signum: int | None) -> None:
+    current_state().peer_crashed(ShardCrashed(shard, exitcode, signum))
+
+
+# -- public queries ----------------------------------------------------------------
+
+
+def current_shard() -> int:
+    """The index of the shard running this code (0 in a single-shard run)."""
+    state = current_runner().shard_state
+    return 0 if state is None else state.index
+
+
+def shard_count() -> int:
+    """How many shards this run has."""
+    state = current_runner().shard_state
+    return 1 if state is None else state.count
+
+
+# -- starting a run ----------------------------------------------------------------
+
+
+def _resolve_cpus(shards: int, cpus: Sequence[int] | bool | None) -> list[int] | None:
+    if cpus is False:
+        return None
+    if cpus is None or cpus is True:
+        available = sorted(os.sched_getaffinity(0))
+        if shards > len(available):
+            raise ValueError(
+                f"shards={shards} but this process may run on only {len(available)} CPUs "
+                f"({available}); use fewer shards, or cpus=False to run them unpinned"
+            )
+        return available[:shards]
+    chosen = [int(c) for c in cpus]
+    if len(chosen) < shards:
+        raise ValueError(f"shards={shards} needs {shards} CPUs, but cpus={chosen} lists fewer")
+    return chosen[:shards]
+
+
+def run(
+    async_fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    shards: int | None = 1,
+    cpus: Sequence[int] | bool | None = None,
+    clock: Clock | None = None,
+    instruments: Sequence[Any] = (),
+    idle_poll_us: float = DEFAULT_IDLE_POLL_US,
+) -> T:
+    """Run ``async_fn(*args)`` on ``shards`` shards and return its result.
+
+    See the ``shardio.run`` documentation.
+    """
+    if shards is None:
+        shards = len(os.sched_getaffinity(0))
+    if not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be a positive int or None, not {shards!r}")
+    if idle_poll_us < 0:
+        raise ValueError(f"idle_poll_us must be >= 0, not {idle_poll_us}")
+    if shards == 1:
+        if cpus is not None and cpus is not False:
+            cpu_list = _resolve_cpus(1, cpus)
+            assert cpu_list is not None
+            return _pinned(  # type: ignore[no-any-return]
+                cpu_list[0], run_one_shard, async_fn, *args, clock=clock, instruments=instruments
+            )
+        return run_one_shard(async_fn, *args, clock=clock, instruments=instruments)
+    if clock is not None:
+        raise ValueError(
+            "a custom clock works with one shard only: every shard must read the "
+            "same CLOCK_MONOTONIC for deadlines to travel between them"
+        )
+    cpu_list = _resolve_cpus(shards, cpus)
+    area = SharedArea(shards)
+    parent = os.getpid()
+    children: dict[int, int] = {}
+    try:
+        for shard in range(1, shards):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _child_main(shard, shards, area, parent, cpu_list, idle_poll_us)
+            children[shard] = pid
+        state = ShardState(0, shards, area)
+        state.children = dict(children)
+        try:
+            result = _pinned(
+                None if cpu_list is None else cpu_list[0],
+                run_one_shard,
+                _shard0_main,
+                state,
+                async_fn,
+                args,
+                clock=None,
+                instruments=instruments,
+                shard_state=state,
+                idle_poll=idle_poll_us / 1e6,
+                main_name=async_fn,
+            )
+        except BaseException as exc:
+            crash = state.crash
+            if crash is None or isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            if not _only_cancelled(exc):
+                crash.__context__ = exc
+            raise crash from None
+        if state.crash is not None:
+            raise state.crash
+        return result  # type: ignore[no-any-return]
+    finally:
+        for pid in children.values():
+            # Normally every child was reaped by its supervisor; this is for
+            # a failure before or during startup.
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        area.close()
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(e) for e in exc.exceptions)
+    return isinstance(exc, Cancelled)
+
+
+def _pinned(cpu: int | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    if cpu is None:
+        return fn(*args, **kwargs)
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+async def _shard0_main(
+    state: ShardState, async_fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]
+) -> T:
+    spawn_system_task(state.host_service_nursery, name="<shard 0 service nursery>")
+    for shard, pid in state.children.items():
+        spawn_system_task(state.supervise, shard, pid, name=f"<supervisor of shard {shard}>")
+    try:
+        return await async_fn(*args)
+    finally:
+        with CancelScope(shield=True):
+            await state.stop_children()
+
+
+async def _child_serve(state: ShardState) -> None:
+    spawn_system_task(state.host_service_nursery, name=f"<shard {state.index} service nursery>")
+    await state.wait_for_stop()
+
+
+def _child_main(
+    shard: int,
+    count: int,
+    area: SharedArea,
+    parent: int,
+    cpus: list[int] | None,
+    idle_poll_us: float,
+) -> None:
+    """The body of a forked shard. Never returns: the process exits here."""
+    code = 0
+    try:
+        set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before we asked
+            os._exit(1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if cpus is not None:
+            os.sched_setaffinity(0, {cpus[shard]})
+        state = ShardState(shard, count, area)
+        run_one_shard(
+            _child_serve,
+            state,
+            shard_state=state,
+            idle_poll=idle_poll_us / 1e6,
+            main_name=f"<shard {shard} main>",
+        )
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
