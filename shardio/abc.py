@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
+from . import _core
 from ._core import EndOfChannel
 from .lowlevel import Clock, Instrument
 
@@ -239,3 +240,9 @@ class Channel(SendChannel[T], ReceiveChannel[T]):
     :class:`ReceiveChannel` of the same type."""
 
     __slots__ = ()
+
+
+# The cross-shard channel ends live in the core (they are part of the shard
+# machinery); they implement these interfaces in full.
+SendChannel.register(_core.ShardSendChannel)
+ReceiveChannel.register(_core.ShardReceiveChannel)

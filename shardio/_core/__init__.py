@@ -60,6 +60,7 @@ from ._traps import (
     checkpoint,
     wait_task_rescheduled,
 )
+from ._xchannel import ChannelStatistics, ShardReceiveChannel, ShardSendChannel, open_channel
 
 __all__ = [
     "TASK_STATUS_IGNORED",
@@ -68,6 +69,7 @@ __all__ = [
     "BusyResourceError",
     "CancelScope",
     "Cancelled",
+    "ChannelStatistics",
     "Clock",
     "ClosedResourceError",
     "EndOfChannel",
@@ -86,6 +88,8 @@ __all__ = [
     "RunVar",
     "RunVarToken",
     "ShardCrashed",
+    "ShardReceiveChannel",
+    "ShardSendChannel",
     "ShardioInternalError",
     "Task",
     "TaskStatus",
@@ -107,6 +111,7 @@ __all__ = [
     "current_time",
     "current_token",
     "notify_closing",
+    "open_channel",
     "open_nursery",
     "remove_instrument",
     "remove_parking_lot_breaker",

@@ -100,6 +100,9 @@ class Messenger(Poller):
         self._partial: dict[int, bytearray] = {}
         self._flag = area.sleeping_flag(shard)
         self.doorbell = area.doorbells[shard]
+        # Called once at the next flush, before the outboxes are pickled:
+        # for senders that batch their own items per pass (channels).
+        self.before_flush: list[Callable[[], None]] = []
         self._peek_data = ffi.new("const char **")
         self._peek_flags = ffi.new("uint32_t *")
         self.closed = False
@@ -127,6 +130,11 @@ class Messenger(Poller):
             ) from None
 
     def flush(self) -> None:
+        if self.before_flush:
+            callbacks = self.before_flush
+            self.before_flush = []
+            for callback in callbacks:
+                callback()
         if self._dirty:
             for dst in self._dirty:
                 box = self._outboxes[dst]
@@ -234,4 +242,4 @@ class Messenger(Poller):
     @property
     def idle(self) -> bool:
         """Nothing queued to send, nothing half-sent."""
-        return not self._dirty and not self._blocked
+        return not self._dirty and not self._blocked and not self.before_flush

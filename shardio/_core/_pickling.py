@@ -28,6 +28,7 @@ import pickle
 import sys
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -65,13 +66,44 @@ def dumps(obj: Any) -> bytes:
     The C pickler first: it handles what needs no by-value function (most
     calls and data) several times faster than cloudpickle's Python pickler,
     with the same result. Only what it cannot name falls back to that.
+
+    Objects that *move* when sent (channel ends) call :func:`register_move`
+    while being pickled; the moves take effect only if the whole pickle
+    succeeds, once, after it -- so a call that fails to pickle, or the
+    retry with cloudpickle, never moves anything twice or by half.
     """
+    _MOVES.append({})
     try:
-        return _fast_dumps(obj, 5)
-    except Exception:
-        buffer = io.BytesIO()
-        _ShardPickler(buffer, protocol=5).dump(obj)
-        return buffer.getvalue()
+        try:
+            data = _fast_dumps(obj, 5)
+        except Exception:
+            _MOVES[-1].clear()
+            buffer = io.BytesIO()
+            _ShardPickler(buffer, protocol=5).dump(obj)
+            data = buffer.getvalue()
+    except BaseException:
+        _MOVES.pop()
+        raise
+    for commit in _MOVES.pop().values():
+        commit()
+    return data
+
+
+# One dict per dumps() in progress (they nest: a commit may pickle).
+_MOVES: list[dict[int, Callable[[], None]]] = []
+
+
+def register_move(obj: object, commit: Callable[[], None]) -> None:
+    """Called by an object's ``__reduce__``: run ``commit`` once the pickle
+    that contains ``obj`` is complete. Outside :func:`dumps` this raises:
+    such objects cross shards only through shardio."""
+    if not _MOVES:
+        raise TypeError(
+            f"{type(obj).__name__} can be sent to another shard only through shardio "
+            "(as an argument to run_on or start_soon(shard=...), or through a channel), "
+            "not pickled directly"
+        )
+    _MOVES[-1][id(obj)] = commit
 
 
 _fast_dumps = pickle.dumps

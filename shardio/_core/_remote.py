@@ -140,12 +140,19 @@ async def perform_call(
     prepared: tuple[str | bytes, bytes | None],
     fn: Callable[..., Any],
     task_status: TaskStatus[Any] | None,
+    *,
+    cancel_point: bool = True,
 ) -> Any:
-    """Send a call prepared by :func:`prepare_call` and wait for its result."""
+    """Send a call prepared by :func:`prepare_call` and wait for its result.
+
+    ``run_on`` is a cancel point: a caller already cancelled sends nothing.
+    A nursery child on another shard (``cancel_point=False``) is sent
+    anyway and runs until its first checkpoint, as a local child does.
+    """
     state = current_state()
     task = current_task()
     status = task._cancel_status
-    if status.effectively_cancelled:
+    if cancel_point and status.effectively_cancelled:
         status.raise_cancelled()
     if shard in state.dead:
         raise state.dead[shard]
@@ -285,7 +292,12 @@ def _handle_call(
             result.close()
         state.post(src, _handle_result, call_id, _CANCELLED, None)
         return
-    serve = (_serve_call, state, src, call_id, result, deadline, fn)
+    # The scope exists (and is findable by a cancel) from now on, even if the
+    # task that enters it has not run yet: a cancel that arrives right after
+    # the call still reaches it, at its first checkpoint.
+    scope = CancelScope(deadline=deadline)
+    state.calls_in[src, call_id] = scope
+    serve = (_serve_call, state, src, call_id, result, scope, fn)
     nursery = state.service_nursery
     if nursery is None:
         # The shard has just started; its service nursery opens this pass.
@@ -324,29 +336,26 @@ async def _serve_call(
     src: int,
     call_id: int,
     awaitable: Awaitable[Any],
-    deadline: float,
+    scope: CancelScope,
     fn: Any,
 ) -> None:
-    # Exactly one result goes back, however the task ends.
-    key = (src, call_id)
+    # Exactly one result goes back, however the task ends. A group that
+    # mixes errors with Cancelled goes back whole: the caller's scope takes
+    # the Cancelled out, as it would had the work run there.
     reply: tuple[int, Any] | None = (_CANCELLED, None)
     value: Any = None
     try:
-        with CancelScope(deadline=deadline) as scope:
-            state.calls_in[key] = scope
+        with scope:
             try:
                 value = await awaitable
             except BaseException as exc:
                 if _only_cancelled(exc):
                     raise  # our scope's own cancellation stops at the scope
-                if isinstance(exc, BaseExceptionGroup):
-                    # The Cancelled parts meant nothing to the caller.
-                    exc = exc.split(Cancelled)[1] or exc
                 reply = (_ERROR, pack_exception(exc))
                 return
             reply = None
     finally:
-        del state.calls_in[key]
+        del state.calls_in[src, call_id]
         if reply is None:
             _post_value(state, src, call_id, value, fn)
         else:
@@ -380,7 +389,7 @@ async def remote_child(
     shard: int, prepared: tuple[str | bytes, bytes | None], fn: Callable[..., Any]
 ) -> None:
     """Proxy task for ``nursery.start_soon(fn, *args, shard=shard)``."""
-    await perform_call(shard, prepared, fn, None)
+    await perform_call(shard, prepared, fn, None, cancel_point=False)
 
 
 async def remote_start(
@@ -390,4 +399,4 @@ async def remote_start(
     task_status: TaskStatus[Any] = TASK_STATUS_IGNORED,
 ) -> None:
     """Proxy task for ``await nursery.start(fn, *args, shard=shard)``."""
-    await perform_call(shard, prepared, fn, task_status)
+    await perform_call(shard, prepared, fn, task_status, cancel_point=False)

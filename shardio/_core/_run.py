@@ -13,6 +13,11 @@ One pass of :meth:`Runner._loop` does, in order:
    one step (until its next trap). Tasks made runnable during the batch wait
    for the next pass, so one busy task cannot starve the others or I/O.
 
+Pollers (see :class:`Poller`: rings from other shards, io_uring) are polled
+at the start of every pass and flushed after the batch -- both at once when
+nothing is runnable, else at most every ``_POLLER_INTERVAL``, so that a task
+that sends (or receives) on every step still moves batches.
+
 While tasks are runnable, step 2 still polls, but at most once every
 ``_BUSY_POLL_INTERVAL`` seconds: an ``epoll_wait`` costs about a microsecond,
 as much as a task step, and a batch of two ping-ponging tasks would otherwise
@@ -75,6 +80,11 @@ T = TypeVar("T")
 logger = logging.getLogger("shardio")
 
 _BUSY_POLL_INTERVAL = 100e-6
+# While tasks stay runnable, pollers are polled, and flushed (send their
+# batches), at most this often; as soon as the run queue empties, at once. A
+# producer that yields on every message thus still sends batches of many,
+# and a busy consumer drains its rings in batches too.
+_POLLER_INTERVAL = 50e-6
 _MAX_TIMEOUT = 24 * 60 * 60.0
 
 
@@ -465,6 +475,9 @@ class Runner:
         self.pollers: list[Poller] = []
         self.idle_poll = 0.0
         self.shard_state: Any = None
+        # Called when the main task has exited, before the system tasks are
+        # cancelled (the shards use it to stop the other shards).
+        self.on_main_exit: list[Callable[[], object]] = []
         # Set by SIGINT or SIGTERM: the signal that asked the run to stop.
         self.stop_signal: int | None = None
         self.stop_delivered = False
@@ -567,6 +580,8 @@ class Runner:
         if task is self.main_task:
             self.main_value, self.main_exc = value, exc
             exc = None
+            for callback in self.on_main_exit:
+                callback()
             assert self.system_nursery is not None
             self.system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
         # Drop what the finished task no longer needs before the parent
@@ -597,11 +612,18 @@ class Runner:
 
     # -- the run loop -----------------------------------------------------------------
 
-    async def init(self, main_coro: Coroutine[Any, Any, Any], main_name: object) -> None:
+    async def init(
+        self,
+        main_coro: Coroutine[Any, Any, Any],
+        main_name: object,
+        system_coro: Awaitable[None] | None,
+    ) -> None:
         from ._nursery import open_nursery
 
         async with open_nursery() as system_nursery:
             self.system_nursery = system_nursery
+            if system_coro is not None:
+                self.spawn_coro(system_coro, system_nursery, "<shard services>", system_task=True)  # type: ignore[arg-type]
             self.main_task = self.spawn_coro(
                 main_coro, system_nursery, main_name, context=self.system_context.copy()
             )
@@ -668,20 +690,21 @@ class Runner:
         run_context = GLOBAL_RUN_CONTEXT
         checkpoint_trap = _CHECKPOINT
         wait_trap = _WaitTaskRescheduled
-        last_poll = now_fn()
+        last_poll = last_flush = last_pollers = now_fn()
 
         while self.tasks_living:
             if entry_queue:
                 self._run_entry_queue()
+            now = now_fn()
             polled_work = False
-            if pollers:
+            if pollers and (not self.runq or now - last_pollers >= _POLLER_INTERVAL):
+                last_pollers = now
                 for poller in pollers:
                     if poller.poll():
                         polled_work = True
 
             # -- how long may we sleep?
             idle_primed = 0  # 1: wait_all_tasks_blocked, 2: MockClock autojump
-            now = now_fn()
             if self.runq:
                 timeout = 0.0
                 poll = now - last_poll >= _BUSY_POLL_INTERVAL
@@ -786,7 +809,8 @@ class Runner:
                         _foreign_yield(task, msg)
             if batch:
                 del run_context.task
-            if pollers:
+            if pollers and (not self.runq or now - last_flush >= _POLLER_INTERVAL):
+                last_flush = now
                 for poller in pollers:
                     poller.flush()
 
@@ -795,6 +819,8 @@ class Runner:
         seconds, then let each arrange its wakeup. Returns the timeout to
         block for: 0 if work turned up, so the loop must not block."""
         pollers = self.pollers
+        if self.entry_queue:
+            return 0.0
         # What this pass's polling produced (replies to messages, say) must
         # leave before we sleep, or a peer could wait on us while we wait on it.
         for poller in pollers:
@@ -1087,13 +1113,18 @@ def run(
     shard_state: Any = None,
     idle_poll: float = 0.0,
     main_name: object = None,
+    handle_signals: bool = True,
+    system_setup: Callable[[Any], Awaitable[None]] | None = None,
 ) -> T:
     """Run ``async_fn(*args)`` on a fresh scheduler in this thread; return its result.
 
     The scheduler of one shard; :func:`shardio.run` (``_shards.py``) starts
     one per shard. ``shard_state`` is that shard's view of the run (its
     messenger becomes a poller), ``idle_poll`` the seconds to spin on the
-    pollers before sleeping, ``main_name`` the main task's name.
+    pollers before sleeping, ``main_name`` the main task's name;
+    ``handle_signals=False`` leaves SIGINT/SIGTERM alone (the other shards);
+    ``system_setup(shard_state)``, if given, runs as a system task that
+    starts before the main task.
     """
     if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
         raise RuntimeError(
@@ -1111,14 +1142,18 @@ def run(
         runner.pollers.append(messenger)
         runner.io_manager.add_wakeup_fd(messenger.doorbell, messenger.drain_doorbell)
     GLOBAL_RUN_CONTEXT.runner = runner
-    restore_signals = _install_stop_handlers(runner)
+    restore_signals = _install_stop_handlers(runner) if handle_signals else (lambda: None)
     runner.io_manager.wakeup.wakeup_on_signals()
     try:
         clock.start_clock()
         if "before_run" in runner.instruments:
             runner.instruments.call("before_run")
         runner.init_task = runner.spawn_coro(
-            runner.init(coro, async_fn if main_name is None else main_name),
+            runner.init(
+                coro,
+                async_fn if main_name is None else main_name,
+                None if system_setup is None else system_setup(shard_state),
+            ),
             None,
             "<init>",
             system_task=True,

@@ -67,6 +67,9 @@ class ShardState:
         #: Remote calls running here: (caller shard, call id) -> their scope.
         self.calls_in: dict[tuple[int, int], CancelScope] = {}
         self._ids = itertools.count()
+        #: Cross-shard channels this shard takes part in: id -> its side.
+        self.channels: dict[tuple[int, int], Any] = {}
+        self._channel_ids = itertools.count()
         #: Shards known to have crashed.
         self.dead: dict[int, ShardCrashed] = {}
         #: The first crash seen (on shard 0: what run() will raise).
@@ -83,8 +86,18 @@ class ShardState:
     def next_call_id(self) -> int:
         return next(self._ids)
 
+    def next_channel_id(self) -> tuple[int, int]:
+        return (self.index, next(self._channel_ids))
+
     def post(self, dst: int, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)`` to run on shard ``dst`` (see ``_messenger.py``)."""
+        """Queue ``fn(*args)`` to run on shard ``dst`` (see ``_messenger.py``).
+
+        Posting to this very shard queues it for the next scheduling pass,
+        in order with the posts that arrive from elsewhere.
+        """
+        if dst == self.index:
+            current_runner().entry_queue.append((fn, args))
+            return
         if dst in self.dead:
             raise self.dead[dst]
         assert self.messenger is not None
@@ -133,6 +146,9 @@ class ShardState:
                 scope._cancel(CancelReason("remote", f"the caller's shard {src} crashed"))
         if self.messenger is not None:
             self.messenger.forget(crash.shard)
+        from ._xchannel import peer_crashed as fail_channels
+
+        fail_channels(self, crash)
         if self.index == 0 and runner.system_nursery is not None:
             runner.system_nursery.cancel_scope._cancel(
                 CancelReason("shutdown", f"shard {crash.shard} crashed")
@@ -249,13 +265,16 @@ def run(
     if idle_poll_us < 0:
         raise ValueError(f"idle_poll_us must be >= 0, not {idle_poll_us}")
     if shards == 1:
-        if cpus is not None and cpus is not False:
-            cpu_list = _resolve_cpus(1, cpus)
-            assert cpu_list is not None
-            return _pinned(  # type: ignore[no-any-return]
-                cpu_list[0], run_one_shard, async_fn, *args, clock=clock, instruments=instruments
-            )
-        return run_one_shard(async_fn, *args, clock=clock, instruments=instruments)
+        cpu_list = _resolve_cpus(1, cpus) if cpus is not None else None
+        return _pinned(  # type: ignore[no-any-return]
+            None if cpu_list is None else cpu_list[0],
+            run_one_shard,
+            async_fn,
+            *args,
+            clock=clock,
+            instruments=instruments,
+            shard_state=ShardState(0, 1, None),
+        )
     if clock is not None:
         raise ValueError(
             "a custom clock works with one shard only: every shard must read the "
@@ -279,15 +298,13 @@ def run(
             result = _pinned(
                 None if cpu_list is None else cpu_list[0],
                 run_one_shard,
-                _shard0_main,
-                state,
                 async_fn,
-                args,
+                *args,
                 clock=None,
                 instruments=instruments,
                 shard_state=state,
                 idle_poll=idle_poll_us / 1e6,
-                main_name=async_fn,
+                system_setup=_shard0_services,
             )
         except BaseException as exc:
             crash = state.crash
@@ -326,17 +343,19 @@ def _pinned(cpu: int | None, fn: Callable[..., T], *args: Any, **kwargs: Any) ->
         os.sched_setaffinity(0, old)
 
 
-async def _shard0_main(
-    state: ShardState, async_fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]
-) -> T:
+async def _shard0_services(state: ShardState) -> None:
+    """Shard 0's infrastructure, started before main: the service nursery,
+    a supervisor per child, and the stop sequence once main has exited."""
     spawn_system_task(state.host_service_nursery, name="<shard 0 service nursery>")
     for shard, pid in state.children.items():
         spawn_system_task(state.supervise, shard, pid, name=f"<supervisor of shard {shard}>")
-    try:
-        return await async_fn(*args)
-    finally:
-        with CancelScope(shield=True):
-            await state.stop_children()
+    main_done = ParkingLot()
+    current_runner().on_main_exit.append(main_done.unpark_all)
+    # Shielded: main exiting cancels the system tasks, and this one must run
+    # the stop sequence exactly then.
+    with CancelScope(shield=True):
+        await main_done.park()
+        await state.stop_children()
 
 
 async def _child_serve(state: ShardState) -> None:
@@ -369,6 +388,7 @@ def _child_main(
             shard_state=state,
             idle_poll=idle_poll_us / 1e6,
             main_name=f"<shard {shard} main>",
+            handle_signals=False,
         )
     except BaseException:
         traceback.print_exc()
