@@ -113,6 +113,9 @@ class ChannelStatistics:
     open_receive_channels: int
     tasks_waiting_send: int
     tasks_waiting_receive: int
+    #: The most values the buffer has held at once (on the home).
+    peak_buffer_used: int
+    #: The shard the channel's buffer and receive ends are on.
     receiving_shard: int
 
 
@@ -171,6 +174,7 @@ class _Home:
         self.cid = cid
         self.max_buffer_size = max_buffer_size
         self.buffer: deque[Any] = deque()
+        self.peak = 0
         self.open_send = 0
         self.open_receive = 0
         self.receivers: OrderedDict[Task, ShardReceiveChannel[Any]] = OrderedDict()
@@ -186,9 +190,10 @@ class _Home:
         # After the channel came (back) to this shard: the local send ends
         # must let this shard's earlier stream messages arrive first.
         self.local_barrier: Barrier | None = None
-        # The next sequence number of this shard's own stream, should the
-        # channel leave again (numbers must never be reused).
-        self.own_seq = 0
+        # This shard's sending side, if it ever sent from elsewhere: kept, so
+        # that its stream numbers and pending requests survive the channel
+        # coming here and leaving again.
+        self.outbound: _Outbound | None = None
 
     @property
     def bounded(self) -> bool:
@@ -254,7 +259,10 @@ class _Home:
             task, _ = self.receivers.popitem(last=False)
             current_runner().reschedule(task, outcome.Value(value))
         else:
-            self.buffer.append(value)
+            buffer = self.buffer
+            buffer.append(value)
+            if len(buffer) > self.peak:
+                self.peak = len(buffer)
 
     def offer(self, sender: _LocalSender | _RemoteSender, key: object) -> bool:
         """Take a value now if there is room (or a receiver); else queue the sender."""
@@ -398,6 +406,8 @@ class _Home:
                     self._deliver(value)
             else:
                 self.buffer.extend(values)
+                if len(self.buffer) > self.peak:
+                    self.peak = len(self.buffer)
         elif kind == _SEND_WAIT:
             req_id, blob = args
             try:
@@ -435,6 +445,7 @@ class _Home:
             open_receive_channels=self.open_receive,
             tasks_waiting_send=sum(isinstance(s, _LocalSender) for s in self.senders.values()),
             tasks_waiting_receive=len(self.receivers),
+            peak_buffer_used=self.peak,
             receiving_shard=self.state.index,
         )
 
@@ -706,7 +717,11 @@ class ShardSendChannel(Generic[T]):
             del senders[task]
             return Abort.SUCCEEDED
 
-        await wait_task_rescheduled(abort_local)
+        # None: taken here. If the channel moved away meanwhile, this wait
+        # became a request to the new home, answered like _send_waiting's.
+        result = await wait_task_rescheduled(abort_local)
+        if result is not None:
+            await self._request_answered(result)
 
     async def _send_waiting(self, side: _Outbound, task: Task, value: T) -> None:
         try:
@@ -720,14 +735,11 @@ class ShardSendChannel(Generic[T]):
         request = _Request(task, self)
         side.requests[req_id] = request
         side.post(_SEND_WAIT, req_id, blob)
+        await self._request_answered(
+            await wait_task_rescheduled(_request_abort(side, req_id, request))
+        )
 
-        def abort(_: RaiseCancelT) -> Abort:
-            if not request.cancel_sent:
-                request.cancel_sent = True
-                side.post(_CANCEL_SEND, req_id)
-            return Abort.FAILED
-
-        result = await wait_task_rescheduled(abort)
+    async def _request_answered(self, result: int) -> None:
         if result == _TAKEN:
             return
         if result == _BROKEN:
@@ -735,8 +747,11 @@ class ShardSendChannel(Generic[T]):
         # Dropped at our request: we were cancelled, or this end was closed.
         if self._closed:
             raise ClosedResourceError("this send channel was closed while sending")
-        await checkpoint()
-        raise AssertionError("a dropped send comes only from a cancellation")  # pragma: no cover
+        await checkpoint()  # raises our Cancelled, the reason the send was withdrawn
+        raise BrokenResourceError(
+            "the send was withdrawn because this task was cancelled, but the task is no "
+            "longer cancelled (its scope was shielded meanwhile)"
+        )
 
     def clone(self) -> ShardSendChannel[T]:
         """Another send end of the same channel, on this shard."""
@@ -805,6 +820,7 @@ class ShardSendChannel(Generic[T]):
             open_receive_channels=0,
             tasks_waiting_send=len(side.requests),
             tasks_waiting_receive=0,
+            peak_buffer_used=0,
             receiving_shard=side.home,
         )
 
@@ -983,27 +999,29 @@ class ShardReceiveChannel(Generic[T]):
                 "only the last open receive end of a channel can move to another shard (the "
                 "channel's buffer moves with it); close the other receive clones first"
             )
-        if (
-            any(isinstance(s, _LocalSender) for s in home.senders.values())
-            or home.barrier_waiters
-            or not home.passed(home.local_barrier)
-        ):
+        if home.barrier_waiters or not home.passed(home.local_barrier):
             raise TypeError(
-                "a channel's receive end cannot move while tasks on its shard wait to send on "
-                "it; move it before sending, or let those sends finish"
+                "a channel's receive end cannot move while a send end that just arrived on "
+                "its shard still waits for its earlier values; try again after a checkpoint"
             )
-        packed = _pack_home(home)
+        # Senders blocked here become requests to the new home, numbered as
+        # this shard's sending side will number them.
+        first_request = 1 if home.outbound is None else home.outbound._req_ids + 1
+        packed = _pack_home(home, first_request)
 
         def commit() -> None:
             self._closed = True
+            moved = ClosedResourceError("this receive channel moved to another shard")
             for task in list(home.receivers):
-                current_runner().reschedule(
-                    task,
-                    outcome.Error(
-                        ClosedResourceError("this receive channel moved to another shard")
-                    ),
-                )
+                current_runner().reschedule(task, outcome.Error(moved))
             home.receivers.clear()
+            out = _own_outbound(state, home)
+            for sender in home.senders.values():
+                if isinstance(sender, _LocalSender):
+                    req_id = out.next_request()
+                    request = _Request(sender.task, sender.end)
+                    out.requests[req_id] = request
+                    sender.task._abort_func = _request_abort(out, req_id, request)
             _become_forwarder(state, home)
 
         register_move(self, commit)
@@ -1015,10 +1033,16 @@ class ShardReceiveChannel(Generic[T]):
 # ---------------------------------------------------------------------------
 
 
-def _pack_home(home: _Home) -> tuple[Any, ...]:
-    remote_senders = [
-        (s.src, s.req_id, s.value) for s in home.senders.values() if isinstance(s, _RemoteSender)
-    ]
+def _pack_home(home: _Home, first_request: int) -> tuple[Any, ...]:
+    """The channel's state, to travel with its last receive end."""
+    remote_senders = []
+    req_id = first_request
+    for sender in home.senders.values():
+        if isinstance(sender, _RemoteSender):
+            remote_senders.append((sender.src, sender.req_id, sender.value))
+        else:
+            remote_senders.append((home.state.index, req_id, sender.value))
+            req_id += 1
     streams = {src: (s.expected, dict(s.held)) for src, s in home.streams.items()}
     return (
         home.max_buffer_size,
@@ -1032,14 +1056,20 @@ def _pack_home(home: _Home) -> tuple[Any, ...]:
     )
 
 
+def _own_outbound(state: ShardState, home: _Home) -> _Outbound:
+    if home.outbound is None:
+        home.outbound = _Outbound(state, home.cid, state.index, home.max_buffer_size)
+    return home.outbound
+
+
 def _become_forwarder(state: ShardState, home: _Home) -> None:
     """This shard gave its channel away; its own senders go through the forwarder.
 
     Until the new home claims the channel, this shard's stream is posted to
     itself and queued in the forwarder, in order with everybody else's.
     """
-    out = _Outbound(state, home.cid, state.index, home.max_buffer_size)
-    out.seq = home.own_seq
+    out = _own_outbound(state, home)
+    out.home = state.index
     state.channels[home.cid] = _Forwarder(out)
 
 
@@ -1067,7 +1097,7 @@ def _arrive_receive_end(
         # What this shard sent as a remote sender must arrive before its
         # next, now local, sends.
         outbound.flush()
-        home.own_seq = outbound.seq
+        home.outbound = outbound
         if outbound.seq:
             home.local_barrier = (state.index, outbound.seq - 1)
     if isinstance(previous, _Forwarder):
@@ -1167,9 +1197,9 @@ def _claim(cid: ChannelId, new_home: int) -> None:
 
 
 def _outbound_side(cid: ChannelId) -> _Outbound | None:
-    state = current_state()
-    side = state.channels.get(cid)
-    if isinstance(side, _Forwarder):
+    """This shard's sending side, whatever else this shard is for the channel."""
+    side = current_state().channels.get(cid)
+    if isinstance(side, (_Forwarder, _Home)):
         return side.outbound
     return side if isinstance(side, _Outbound) else None
 
@@ -1218,6 +1248,21 @@ def _receive_closed(cid: ChannelId) -> None:
     if out is not None and out.broken is None:
         out.credits = 0
         out.broken = BrokenResourceError(_BROKEN_TEXT)
+
+
+def _request_abort(
+    side: _Outbound, req_id: int, request: _Request
+) -> Callable[[RaiseCancelT], Abort]:
+    """The abort function of a send waiting at another shard's home: ask the
+    home to drop the value, and keep waiting for its answer."""
+
+    def abort(_: RaiseCancelT) -> Abort:
+        if not request.cancel_sent:
+            request.cancel_sent = True
+            side.post(_CANCEL_SEND, req_id)
+        return Abort.FAILED
+
+    return abort
 
 
 _PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
