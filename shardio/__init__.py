@@ -40,6 +40,7 @@ from ._core import (
     shard_count,
 )
 from ._core import run as run
+from ._sharded import Sharded, sharded
 from ._sync import (
     CapacityLimiter,
     CapacityLimiterStatistics,
@@ -90,6 +91,7 @@ __all__ = [
     "ShardCrashed",
     "ShardReceiveChannel",
     "ShardSendChannel",
+    "Sharded",
     "ShardioInternalError",
     "StrictFIFOLock",
     "TaskStatus",
@@ -108,6 +110,7 @@ __all__ = [
     "run",
     "run_on",
     "shard_count",
+    "sharded",
     "sleep",
     "sleep_forever",
     "sleep_until",
