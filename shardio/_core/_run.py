@@ -475,6 +475,10 @@ class Runner:
         self.pollers: list[Poller] = []
         self.idle_poll = 0.0
         self.shard_state: Any = None
+        # For the stall detector (_stall.py): passes made, and whether the
+        # loop is blocked waiting for I/O (which is not a stall).
+        self.passes = 0
+        self.waiting_for_io = False
         # Called when the main task has exited, before the system tasks are
         # cancelled (the shards use it to stop the other shards).
         self.on_main_exit: list[Callable[[], object]] = []
@@ -693,6 +697,7 @@ class Runner:
         last_poll = last_flush = last_pollers = now_fn()
 
         while self.tasks_living:
+            self.passes += 1
             if entry_queue:
                 self._run_entry_queue()
             now = now_fn()
@@ -736,7 +741,9 @@ class Runner:
                 slept = timeout > 0 and bool(pollers)
                 if "before_io_wait" in instruments:
                     instruments.call("before_io_wait", timeout)
+                self.waiting_for_io = True
                 events = get_events(timeout)
+                self.waiting_for_io = False
                 if slept:
                     for poller in pollers:
                         poller.after_sleep()
@@ -1115,6 +1122,7 @@ def run(
     main_name: object = None,
     handle_signals: bool = True,
     system_setup: Callable[[Any], Awaitable[None]] | None = None,
+    stall_threshold: float | None = None,
 ) -> T:
     """Run ``async_fn(*args)`` on a fresh scheduler in this thread; return its result.
 
@@ -1124,7 +1132,8 @@ def run(
     pollers before sleeping, ``main_name`` the main task's name;
     ``handle_signals=False`` leaves SIGINT/SIGTERM alone (the other shards);
     ``system_setup(shard_state)``, if given, runs as a system task that
-    starts before the main task.
+    starts before the main task; ``stall_threshold`` starts the stall
+    detector (``_stall.py``).
     """
     if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
         raise RuntimeError(
@@ -1143,6 +1152,12 @@ def run(
         runner.io_manager.add_wakeup_fd(messenger.doorbell, messenger.drain_doorbell)
     GLOBAL_RUN_CONTEXT.runner = runner
     restore_signals = _install_stop_handlers(runner) if handle_signals else (lambda: None)
+    stall_detector = None
+    if stall_threshold is not None:
+        from ._stall import StallDetector
+
+        stall_detector = StallDetector(runner, stall_threshold, getattr(shard_state, "index", 0))
+        stall_detector.start()
     runner.io_manager.wakeup.wakeup_on_signals()
     try:
         clock.start_clock()
@@ -1167,6 +1182,8 @@ def run(
             runner.instruments.call("after_run")
     finally:
         runner.done = True
+        if stall_detector is not None:
+            stall_detector.stop()
         restore_signals()
         runner.io_manager.close()
         del GLOBAL_RUN_CONTEXT.runner

@@ -252,11 +252,21 @@ def run(
     cpus: Sequence[int] | bool | None = None,
     clock: Clock | None = None,
     instruments: Sequence[Any] = (),
+    stall_threshold: float | None = None,
     idle_poll_us: float = DEFAULT_IDLE_POLL_US,
 ) -> T:
-    """Run ``async_fn(*args)`` on ``shards`` shards and return its result.
+    """Run ``async_fn(*args)`` and return its result: on this process alone
+    (``shards=1``), or on ``shards`` pinned processes.
 
-    See the ``shardio.run`` documentation.
+    ``shards=None`` means one per CPU of ``cpus`` (default: the process's
+    affinity mask). ``cpus=False`` leaves the processes unpinned. Shard 0 --
+    this process -- runs ``async_fn``; the others serve work sent to them.
+    ``clock`` (a :class:`MockClock`, say) works with one shard only.
+    ``instruments`` are installed on every shard. ``stall_threshold``
+    (seconds) logs, on the ``shardio.stall`` logger, every shard whose
+    scheduler is stuck in one task for longer, with that task's stack.
+    ``idle_poll_us`` is how long an idle shard keeps polling its rings
+    before it sleeps: cross-shard latency for CPU time.
     """
     if shards is None:
         shards = len(os.sched_getaffinity(0))
@@ -264,6 +274,8 @@ def run(
         raise ValueError(f"shards must be a positive int or None, not {shards!r}")
     if idle_poll_us < 0:
         raise ValueError(f"idle_poll_us must be >= 0, not {idle_poll_us}")
+    if stall_threshold is not None and not stall_threshold > 0:
+        raise ValueError(f"stall_threshold must be > 0 seconds (or None), not {stall_threshold}")
     if shards == 1:
         cpu_list = _resolve_cpus(1, cpus) if cpus is not None else None
         return _pinned(  # type: ignore[no-any-return]
@@ -274,6 +286,7 @@ def run(
             clock=clock,
             instruments=instruments,
             shard_state=ShardState(0, 1, None),
+            stall_threshold=stall_threshold,
         )
     if clock is not None:
         raise ValueError(
@@ -290,7 +303,16 @@ def run(
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _child_main(shard, shards, area, parent, cpu_list, idle_poll_us)
+                _child_main(
+                    shard,
+                    shards,
+                    area,
+                    parent,
+                    cpu_list,
+                    idle_poll_us,
+                    instruments,
+                    stall_threshold,
+                )
             children[shard] = pid
         state = ShardState(0, shards, area)
         state.children = dict(children)
@@ -305,6 +327,7 @@ def run(
                 shard_state=state,
                 idle_poll=idle_poll_us / 1e6,
                 system_setup=_shard0_services,
+                stall_threshold=stall_threshold,
             )
         except BaseException as exc:
             crash = state.crash
@@ -370,6 +393,8 @@ def _child_main(
     parent: int,
     cpus: list[int] | None,
     idle_poll_us: float,
+    instruments: Sequence[Any],
+    stall_threshold: float | None,
 ) -> None:
     """The body of a forked shard. Never returns: the process exits here."""
     code = 0
@@ -389,6 +414,8 @@ def _child_main(
             idle_poll=idle_poll_us / 1e6,
             main_name=f"<shard {shard} main>",
             handle_signals=False,
+            instruments=instruments,
+            stall_threshold=stall_threshold,
         )
     except BaseException:
         traceback.print_exc()
