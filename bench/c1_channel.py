@@ -40,6 +40,8 @@ from ._spec import Benchmark, Figures, Implementation, Metric, Target
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
+    import shardio.abc
+
 BUFFER = 1000
 """The channel buffer of shardio, trio and asyncio, in messages."""
 
@@ -60,7 +62,7 @@ def _check(count: int, expected: int) -> int:
 # -- shardio -----------------------------------------------------------------------
 
 
-async def _shardio_consume(recv: Any, expected: int) -> int:
+async def _shardio_consume(recv: shardio.abc.ReceiveChannel[Any], expected: int) -> int:
     """Shard 1's consumer: module level, so it travels to shard 1 by reference."""
     count = 0
     async for _ in recv:
@@ -72,16 +74,10 @@ def shardio_channel(messages: int) -> Figures:
     """``shardio.open_channel(1000)``, consumer on shard 1 started from shard 0's nursery."""
     import shardio
 
-    open_channel = getattr(shardio, "open_channel", None)
-    if open_channel is None:
-        raise RuntimeError(
-            f"shardio.open_channel does not exist in this checkout "
-            f"(shardio {shardio.__file__}): cross-shard channels are not implemented yet"
-        )
     here, other = _cpu_pair()
 
     async def main() -> float:
-        send, recv = open_channel(BUFFER)
+        send, recv = shardio.open_channel(BUFFER)
         async with shardio.open_nursery() as nursery:
             nursery.start_soon(_shardio_consume, recv, messages, shard=1)
             start = time.perf_counter()
