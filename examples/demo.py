@@ -1,17 +1,20 @@
-"""A tour of shardio in one program: a real TCP server and its clients.
+"""A tour of shardio in one program: a TCP server, its clients, and work on every shard.
 
 Run it from the repository root with ``make demo`` (or ``python -m examples.demo``
 once the virtualenv exists). It needs nothing but the loopback interface and
-finishes by itself in about three seconds.
+finishes by itself in about five seconds.
 
-The server speaks a tiny line protocol, one request and one reply per line:
+The program runs on two shards -- two processes, each pinned to its own CPU
+(one shard on a machine with a single CPU). Shard 0 runs ``main``; the server
+and its clients live there. The server speaks a tiny line protocol, one request
+and one reply per line:
 
     ECHO <text>              -> <text>
     SLOW <seconds> <text>    -> <text>, after <seconds> (a stand-in for a slow backend)
     BYE                      -> BYE, then the server closes the connection
     anything else            -> ERR unknown command ...
 
-The program runs five acts, one after the other:
+The program runs eight acts, one after the other:
 
 1. The server starts in the background; ``nursery.start()`` returns once it listens.
 2. Three clients talk to it at the same time; together they take as long as one.
@@ -21,17 +24,27 @@ The program runs five acts, one after the other:
    server, under a shielded cancel scope with a deadline of its own.
 5. One client fails; the nursery cancels its siblings and raises an
    ``ExceptionGroup``, which ``except*`` takes apart.
+6. CPU-bound work (counting primes) is split over every shard with ``run_on``:
+   each shard is its own process, on its own CPU, and they work in parallel.
+7. Work started on every shard with ``nursery.start_soon(..., shard=k)`` runs
+   under one ``move_on_after``: the deadline stops it on every shard at once.
+8. Every shard verifies the checksums of its own data blocks; one finds a
+   damaged block, and its exception crosses back to shard 0, cancelling the
+   verifiers on the other shards on the way.
 
 Everything is real: TCP sockets on 127.0.0.1 (a port the kernel picks), driven by
-``shardio.lowlevel.wait_readable`` / ``wait_writable``, and real time: the log shows
-when each thing happened, in seconds since the start.
+``shardio.lowlevel.wait_readable`` / ``wait_writable``, processes and CPUs, and
+real time: the log shows when each thing happened, in seconds since the start,
+and on which shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import socket
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -43,12 +56,26 @@ from shardio import lowlevel
 # The log
 # ---------------------------------------------------------------------------
 
-_start = 0.0
+#: When the program started. Set before ``shardio.run`` forks the shards, so
+#: every shard inherits the same value; a global set later, inside ``main``,
+#: would exist on shard 0 only (each shard has its own module globals).
+_start = time.monotonic()
 
 
 def log(who: str, message: str) -> None:
-    """Print one line: seconds since the start, who is speaking, what happened."""
-    print(f"{shardio.current_time() - _start:6.3f}s  {who:<10} {message}", flush=True)
+    """Print one line: seconds since the start, shard, who is speaking, what happened.
+
+    ``shardio.current_time()`` is CLOCK_MONOTONIC, the same clock in every
+    process, so the times of all shards line up. Each shard is a process with
+    its own stdout buffer: ``flush=True`` keeps the lines of different shards
+    in the order they were printed.
+    """
+    elapsed = shardio.current_time() - _start
+    print(f"{elapsed:6.3f}s  s{shardio.current_shard()}  {who:<12} {message}", flush=True)
+
+
+def heading(title: str, first: bool = False) -> None:
+    print(f"{'' if first else chr(10)}== {title} ==", flush=True)
 
 
 def remaining_budget() -> str:
@@ -250,7 +277,7 @@ async def chatty_client(port: int, who: str, requests: int) -> None:
 
 
 async def act_concurrent_clients(port: int) -> None:
-    print("\n== Act 2: three clients at once, each sending three 0.2 s requests ==")
+    heading("Act 2: three clients at once, each sending three 0.2 s requests")
     started = shardio.current_time()
     async with shardio.open_nursery() as nursery:
         for number in range(1, 4):
@@ -261,7 +288,7 @@ async def act_concurrent_clients(port: int) -> None:
 
 
 async def act_deadlines(port: int) -> None:
-    print("\n== Act 3: per-request deadlines ==")
+    heading("Act 3: per-request deadlines")
     with await connect(port) as stream:
         with shardio.move_on_after(0.5):
             log("impatient", f"asking for a fast reply ({remaining_budget()})")
@@ -313,7 +340,7 @@ async def streaming_client(
 
 
 async def act_cancel_from_outside(port: int) -> None:
-    print("\n== Act 4: cancelling a client from outside ==")
+    heading("Act 4: cancelling a client from outside")
     async with shardio.open_nursery() as nursery:
         scope = await nursery.start(streaming_client, port)
         await shardio.sleep(0.6)
@@ -339,7 +366,7 @@ async def confused_client(port: int) -> None:
 
 
 async def act_failure_cancels_siblings(port: int) -> None:
-    print("\n== Act 5: one client fails, its siblings are cancelled ==")
+    heading("Act 5: one client fails, its siblings are cancelled")
     try:
         async with shardio.open_nursery() as nursery:
             nursery.start_soon(steady_client, port, "steady-1")
@@ -355,16 +382,183 @@ async def act_failure_cancels_siblings(port: int) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Acts 6-8: work on every shard
+# ---------------------------------------------------------------------------
+
+
+def describe_shard() -> str:
+    """Runs on the shard it is sent to: which process is this, on which CPUs?"""
+    cpus = sorted(os.sched_getaffinity(0))
+    where = f"pinned to CPU {cpus[0]}" if len(cpus) == 1 else f"free to run on CPUs {cpus}"
+    return f"process {os.getpid()} (child of {os.getppid()}), {where}"
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    factor = 3
+    while factor * factor <= n:
+        if n % factor == 0:
+            return False
+        factor += 2
+    return True
+
+
+async def count_primes(low: int, high: int) -> int:
+    """Count the primes in [low, high): pure-Python CPU work.
+
+    A task that computes never yields by itself. The checkpoint every 64
+    numbers (from tens of microseconds of work for small numbers to about a
+    millisecond near 10**8) lets the other tasks of this shard run and its
+    messages be handled -- and lets a cancellation in.
+    """
+    who = "primes"
+    started = shardio.current_time()
+    log(who, f"counting primes in [{low:,}, {high:,})")
+    count = 0
+    number = low
+    try:
+        for number in range(low, high):
+            if number % 64 == 0:
+                await lowlevel.checkpoint()
+            if is_prime(number):
+                count += 1
+    except shardio.Cancelled as cancelled:
+        log(who, f"cancelled ({cancelled.source}) at {number:,}, after {count:,} primes")
+        raise
+    log(who, f"{count:,} primes in [{low:,}, {high:,}), {shardio.current_time() - started:.2f}s")
+    return count
+
+
+async def act_work_on_every_shard() -> None:
+    shards = shardio.shard_count()
+    heading(f"Act 6: CPU-bound work split over the shards ({shards} here)")
+    for shard in range(shards):
+        log("main", f"shard {shard} is {await shardio.run_on(shard, describe_shard)}")
+
+    # Two chunks per shard, handed out 0, 1, 1, 0 (for two shards): the
+    # higher numbers cost more to test, and this evens out the load.
+    limit = 1_200_000
+    chunks = 2 * shards
+    bounds = [limit * i // chunks for i in range(chunks + 1)]
+    owners = [*range(shards), *reversed(range(shards))]
+    totals = dict.fromkeys(range(shards), 0)
+    cpu_before = [await shardio.run_on(shard, time.process_time) for shard in range(shards)]
+    started = shardio.current_time()
+
+    async def count_on(shard: int, low: int, high: int) -> None:
+        # run_on returns what count_primes returned on that shard (on shard 0
+        # it simply calls it here). Await first, then update: another task
+        # may update totals while this one waits.
+        count: int = await shardio.run_on(shard, count_primes, low, high)
+        totals[shard] += count
+
+    async with shardio.open_nursery() as nursery:
+        for i in range(chunks):
+            nursery.start_soon(count_on, owners[i], bounds[i], bounds[i + 1])
+    elapsed = shardio.current_time() - started
+    cpu = [await shardio.run_on(k, time.process_time) - cpu_before[k] for k in range(shards)]
+    for shard in range(shards):
+        log("main", f"shard {shard} found {totals[shard]:,} primes, using {cpu[shard]:.2f}s of CPU")
+    log(
+        "main",
+        f"{sum(totals.values()):,} primes below {limit:,} in {elapsed:.2f}s: "
+        f"{sum(cpu) / elapsed:.1f} CPUs busy on average",
+    )
+
+
+async def act_deadline_on_every_shard() -> None:
+    heading("Act 7: one deadline stops the work on every shard")
+    # The deadline travels with the work: each shard's task runs under the
+    # same CLOCK_MONOTONIC deadline, and is also sent a cancel message when
+    # its caller on shard 0 is cancelled. Whichever comes first stops it, so a
+    # busy shard may report "remote" where an idle one reports "deadline".
+    started = shardio.current_time()
+    with shardio.move_on_after(0.4) as scope:
+        async with shardio.open_nursery() as nursery:
+            for shard in range(shardio.shard_count()):
+                # A child of this nursery, running on that shard: the nursery
+                # waits for it, and cancels it with the others.
+                low = 10**8 * shard
+                nursery.start_soon(count_primes, low, low + 10**8, shard=shard)
+    log(
+        "main",
+        f"the block ended after {shardio.current_time() - started:.2f}s "
+        f"(cancelled_caught={scope.cancelled_caught}); nothing runs on any shard now",
+    )
+
+
+class DamagedBlock(Exception):
+    """A data block whose checksum does not match its contents."""
+
+
+BLOCK_SIZE = 256 * 1024
+
+
+def read_block(number: int, damaged: int) -> bytes:
+    """Stands in for reading block ``number`` from this shard's disk.
+
+    A block is the SHA-256 checksum of its payload, then the payload. Block
+    ``damaged`` got a byte overwritten after it was written. Each shard reads
+    its own blocks: the data never crosses shards, only the verdict does.
+    """
+    payload = hashlib.sha256(b"block %d" % number).digest() * (BLOCK_SIZE // 32)
+    checksum = hashlib.sha256(payload).digest()
+    if number == damaged:
+        payload = b"\xff" + payload[1:]
+    return checksum + payload
+
+
+async def verify_blocks(first: int, count: int, damaged: int) -> None:
+    who = "verifier"
+    log(who, f"verifying blocks {first}..{first + count - 1}")
+    verified = 0
+    try:
+        for number in range(first, first + count):
+            block = read_block(number, damaged)
+            if hashlib.sha256(block[32:]).digest() != block[:32]:
+                raise DamagedBlock(f"block {number}: checksum mismatch")
+            verified += 1
+            await lowlevel.checkpoint()
+    except shardio.Cancelled as cancelled:
+        log(who, f"cancelled ({cancelled.source}) after {verified} good blocks")
+        raise
+    log(who, f"all {count} blocks are good")
+
+
+async def act_failure_on_one_shard() -> None:
+    heading("Act 8: a damaged block on one shard stops the verifiers on the others")
+    shards = shardio.shard_count()
+    per_shard = 600
+    damaged = (shards - 1) * per_shard + 200  # on the last shard
+    try:
+        async with shardio.open_nursery() as nursery:
+            for shard in range(shards):
+                nursery.start_soon(
+                    verify_blocks, shard * per_shard, per_shard, damaged, shard=shard
+                )
+    except* DamagedBlock as group:
+        for error in group.exceptions:
+            # An exception from another shard keeps its type; its __cause__
+            # carries the traceback from the shard where it was raised.
+            if isinstance(error.__cause__, shardio.RemoteTraceback):
+                origin = str(error.__cause__).splitlines()[0].rstrip(":")
+                log("main", f"caught {error!r}, with the {origin} as its __cause__")
+            else:
+                log("main", f"caught {error!r}, raised on this shard")
+
+
+# ---------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------
 
 
 async def main() -> None:
-    global _start
-    _start = shardio.current_time()
-    print("== Act 1: starting the server ==")
-    # A safety net: if anything hung, fail loudly after 10 s instead of waiting forever.
-    with shardio.fail_after(10):
+    heading("Act 1: starting the server", first=True)
+    # A safety net: if anything hung, fail loudly after 15 s instead of waiting forever.
+    with shardio.fail_after(15):
         async with shardio.open_nursery() as nursery:
             port = await nursery.start(serve)
             log("main", f"server is up on port {port}; the clients can connect")
@@ -373,8 +567,11 @@ async def main() -> None:
             await act_deadlines(port)
             await act_cancel_from_outside(port)
             await act_failure_cancels_siblings(port)
+            await act_work_on_every_shard()
+            await act_deadline_on_every_shard()
+            await act_failure_on_one_shard()
 
-            print("\n== Finale: shutting the server down ==")
+            heading("Finale: shutting the server down")
             # The server runs forever; cancelling the nursery's scope stops it,
             # and every handler still running (the abandoned SLOW 3 requests).
             nursery.cancel_scope.cancel("demo finished")
@@ -382,4 +579,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    shardio.run(main)
+    # Two shards, or one where this process may use a single CPU only: shards
+    # are pinned one per CPU, so there cannot be more shards than CPUs.
+    shardio.run(main, shards=min(2, len(os.sched_getaffinity(0))))
