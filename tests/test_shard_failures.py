@@ -231,3 +231,34 @@ def test_a_mock_clock_with_several_shards_is_refused() -> None:
 
     with pytest.raises(ValueError, match="one shard only"):
         shardio.run(main, shards=2, clock=shardio.testing.MockClock())
+
+
+def test_a_send_waiting_on_a_dead_shards_channel_raises_shard_crashed() -> None:
+    out = _finish(
+        _spawn(
+            """
+            import os, shardio
+
+            async def consume_one_then_die(receive):
+                await receive.receive()
+                os._exit(5)
+
+            async def main():
+                send, receive = shardio.open_channel(1)
+                async with shardio.open_nursery() as nursery:
+                    nursery.start_soon(consume_one_then_die, receive, shard=1)
+                    try:
+                        while True:
+                            await send.send("x")
+                    except BaseException as exc:
+                        print("send raised", type(exc).__name__, flush=True)
+                        raise
+
+            try:
+                shardio.run(main, shards=2)
+            except shardio.ShardCrashed as exc:
+                print("run raised ShardCrashed", exc.shard, exc.exitcode, flush=True)
+            """
+        )
+    )
+    assert out.splitlines() == ["send raised ShardCrashed", "run raised ShardCrashed 1 5"], out

@@ -93,13 +93,16 @@ class ShardState:
         """Queue ``fn(*args)`` to run on shard ``dst`` (see ``_messenger.py``).
 
         Posting to this very shard queues it for the next scheduling pass,
-        in order with the posts that arrive from elsewhere.
+        in order with the posts that arrive from elsewhere. Posts to a shard
+        known to be dead are dropped.
         """
         if dst == self.index:
             current_runner().entry_queue.append((fn, args))
             return
         if dst in self.dead:
-            raise self.dead[dst]
+            # Whatever waits for an answer from it was failed with
+            # ShardCrashed when the crash was noticed; nothing to send.
+            return
         assert self.messenger is not None
         self.messenger.post(dst, fn, args)
 

@@ -1286,8 +1286,9 @@ def _plain(value: Any) -> bool:
 def peer_crashed(state: ShardState, crash: ShardCrashed) -> None:
     """Fail what waits on a channel whose home was on the dead shard."""
     for side in list(state.channels.values()):
-        if isinstance(side, _Outbound) and side.home == crash.shard:
-            side.fail_all(crash)
+        out = side if isinstance(side, _Outbound) else side.outbound
+        if out is not None and out.home == crash.shard:
+            out.fail_all(crash)
 
 
 # ---------------------------------------------------------------------------
