@@ -76,7 +76,7 @@ from ._messenger import message_handler
 from ._pickling import _fast_dumps, dumps, loads, register_move
 from ._run import Task
 from ._shards import ShardState, current_state
-from ._state import current_runner, current_task
+from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
 from ._traps import (
     Abort,
     RaiseCancelT,
@@ -219,7 +219,7 @@ class _Home:
         free = self.free()
         if free <= 0:
             return 0
-        amount = min(max(1, int(self.max_buffer_size) // 4), int(free))
+        amount = min(max(1, int(self.max_buffer_size) // 2), int(free))
         self.granted[shard] = self.granted.get(shard, 0) + amount
         self.reserved += amount
         return amount
@@ -572,7 +572,7 @@ class _Outbound:
         self.pending = []
         pickled, self.pickled = self.pickled, {}
         self.post(_DATA, _fast_dumps(pending, 5), len(pending), pickled)
-        if self.credits < self.max_buffer_size / 8:
+        if self.credits < self.max_buffer_size / 4:
             self.ask_credit()
 
     def next_request(self) -> int:
@@ -874,13 +874,22 @@ class ShardReceiveChannel(Generic[T]):
     last open one to another shard moves the channel there.
     """
 
-    __slots__ = ("_cid", "_closed", "_max_buffer_size", "_state")
+    __slots__ = ("_cid", "_closed", "_home_ref", "_max_buffer_size", "_state")
 
-    def __init__(self, state: ShardState, cid: ChannelId, max_buffer_size: int | float) -> None:
+    def __init__(
+        self,
+        state: ShardState,
+        cid: ChannelId,
+        max_buffer_size: int | float,
+        home: _Home | None,
+    ) -> None:
         self._state = state
         self._cid = cid
         self._max_buffer_size = max_buffer_size
-        self._closed = False
+        # An open receive end is always on its channel's home (it closes when
+        # it moves), so it keeps the home at hand.
+        self._home_ref = home
+        self._closed = home is None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -889,9 +898,9 @@ class ShardReceiveChannel(Generic[T]):
     def _home(self) -> _Home:
         if self._closed:
             raise ClosedResourceError("this receive channel was closed (or moved to another shard)")
-        side = _side(self._state, self._cid)
-        assert isinstance(side, _Home)
-        return side
+        home = self._home_ref
+        assert home is not None
+        return home
 
     def receive_nowait(self) -> T:
         """Receive without blocking; :class:`WouldBlock` if nothing is ready,
@@ -934,6 +943,23 @@ class ShardReceiveChannel(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        # Hot path (``async for``): receive()'s common case inlined -- not
+        # cancelled, a value buffered, nobody waiting for the room it frees.
+        status = GLOBAL_RUN_CONTEXT.task._cancel_status
+        home = self._home_ref
+        if (
+            not status.effectively_cancelled
+            and not self._closed
+            and home is not None
+            and home.buffer
+            and not home.senders
+            and not home.wanting_credit
+        ):
+            value = home.buffer.popleft()
+            await cancel_shielded_checkpoint()
+            if type(value) is _Undeliverable:
+                value.raise_()
+            return value  # type: ignore[no-any-return]
         try:
             return await self.receive()
         except EndOfChannel:
@@ -943,7 +969,7 @@ class ShardReceiveChannel(Generic[T]):
         """Another receive end, on this shard. Each value goes to one of them."""
         home = self._home()
         home.open_receive += 1
-        return ShardReceiveChannel(self._state, self._cid, self._max_buffer_size)
+        return ShardReceiveChannel(self._state, self._cid, self._max_buffer_size, home)
 
     def close(self) -> None:
         """Close this end. Not a checkpoint. If it was the last, the buffer is
@@ -1105,13 +1131,11 @@ def _arrive_receive_end(
         for entry in previous.queue:
             _deliver_stream(state, cid, *entry)
     state.post(old_home, _claim, cid, state.index)
-    return ShardReceiveChannel(state, cid, max_size)
+    return ShardReceiveChannel(state, cid, max_size, home)
 
 
 def _closed_receive_end(cid: ChannelId, max_size: int | float) -> ShardReceiveChannel[Any]:
-    end: ShardReceiveChannel[Any] = ShardReceiveChannel(current_state(), cid, max_size)
-    end._closed = True
-    return end
+    return ShardReceiveChannel(current_state(), cid, max_size, None)
 
 
 def _closed_send_end(cid: ChannelId, max_size: int | float) -> ShardSendChannel[Any]:
@@ -1318,5 +1342,5 @@ def open_channel(
     state.channels[cid] = home
     return (
         ShardSendChannel(state, cid, max_buffer_size),
-        ShardReceiveChannel(state, cid, max_buffer_size),
+        ShardReceiveChannel(state, cid, max_buffer_size, home),
     )
