@@ -115,3 +115,10 @@ __all__ = [
     "sleep_forever",
     "sleep_until",
 ]
+
+# Public exceptions print as shardio.X in tracebacks, not by their private module.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) and issubclass(_value, BaseException):
+        _value.__module__ = __name__
+del _name, _value

@@ -39,6 +39,7 @@ from .abc import ReceiveChannel, ReceiveType, SendChannel, SendType
 from .lowlevel import (
     Abort,
     RaiseCancelT,
+    ShardLocal,
     Task,
     cancel_shielded_checkpoint,
     checkpoint,
@@ -162,7 +163,7 @@ class _MemoryChannelState(Generic[T]):
 
 @final
 @attrs.define(eq=False, slots=True, repr=False)
-class MemorySendChannel(SendChannel[SendType], metaclass=_NoPublicConstructor):
+class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicConstructor):
     """The sending end of a memory channel; made by :func:`open_memory_channel`.
 
     Several tasks may send on it at once; they are served in arrival order.
@@ -291,7 +292,7 @@ class MemorySendChannel(SendChannel[SendType], metaclass=_NoPublicConstructor):
 
 @final
 @attrs.define(eq=False, slots=True, repr=False)
-class MemoryReceiveChannel(ReceiveChannel[ReceiveType], metaclass=_NoPublicConstructor):
+class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_NoPublicConstructor):
     """The receiving end of a memory channel; made by :func:`open_memory_channel`.
 
     Several tasks may receive on it at once: each value goes to one of them,

@@ -37,6 +37,7 @@ from .lowlevel import (
     ParkingLot,
     ParkingLotStatistics,
     RaiseCancelT,
+    ShardLocal,
     Task,
     add_parking_lot_breaker,
     cancel_shielded_checkpoint,
@@ -68,7 +69,7 @@ class _AcquireRelease(Protocol):
     def release(self) -> None: ...
 
 
-class _AsyncContextManagerMixin:
+class _AsyncContextManagerMixin(ShardLocal):
     """``async with x:`` acquires ``x`` (blocking) and releases it on exit."""
 
     __slots__ = ()
@@ -102,7 +103,7 @@ class EventStatistics:
 
 @final
 @attrs.define(eq=False, slots=True, repr=False)
-class Event:
+class Event(ShardLocal):
     """A flag that starts unset and can be set once: tasks wait for it.
 
     :meth:`wait` blocks until :meth:`set` is called, or returns at once if it

@@ -149,20 +149,23 @@ STOP_SCENARIO = """
 
 
 @pytest.mark.parametrize(
-    ("signum", "expected"),
+    ("signum", "to_group", "expected"),
     [
-        (signal.SIGINT, "run raised KeyboardInterrupt "),
-        (signal.SIGTERM, "run raised SystemExit 143"),
+        (signal.SIGINT, True, "run raised KeyboardInterrupt "),
+        (signal.SIGTERM, False, "run raised SystemExit 143"),
+        (signal.SIGTERM, True, "run raised SystemExit 143"),
     ],
+    ids=["ctrl-c to the group", "SIGTERM to shard 0", "SIGTERM to the group (systemd)"],
 )
-def test_stop_signal_to_the_group_cancels_every_shard_in_order(signum: int, expected: str) -> None:
+def test_stop_signal_cancels_every_shard_in_order(
+    signum: int, to_group: bool, expected: str
+) -> None:
     proc = _spawn(STOP_SCENARIO)
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
     assert line[0] == "ready", line
     parent, child = int(line[1]), int(line[2])
-    # Ctrl-C reaches the whole foreground group; SIGTERM is sent to shard 0.
-    if signum == signal.SIGINT:
+    if to_group:
         os.killpg(proc.pid, signum)
     else:
         os.kill(parent, signum)

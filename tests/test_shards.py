@@ -3,6 +3,7 @@ with children on other shards."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -265,6 +266,21 @@ async def test_start_soon_with_unpicklable_argument_fails_at_the_call() -> None:
         assert not nursery.child_tasks
 
 
+def sync_child() -> None:
+    pass
+
+
+async def test_a_sync_function_is_not_a_nursery_child_on_any_shard() -> None:
+    async with shardio.open_nursery() as nursery:
+        with pytest.raises(TypeError, match="must be an async function"):
+            nursery.start_soon(sync_child, shard=1)  # type: ignore[arg-type]
+    # A callable the caller cannot inspect is checked where it runs.
+    with pytest.raises(ExceptionGroup) as info:
+        async with shardio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(sync_child), shard=1)  # type: ignore[arg-type]
+    assert info.group_contains(TypeError, match="must be an async function")
+
+
 @pytest.mark.shardio(shards=1)
 async def test_single_shard_run_on_and_shard_zero_children_run_locally() -> None:
     assert shardio.shard_count() == 1
@@ -273,3 +289,30 @@ async def test_single_shard_run_on_and_shard_zero_children_run_locally() -> None
         await shardio.run_on(1, whoami)
     async with shardio.open_nursery() as nursery:
         assert await nursery.start(start_remote, "x", shard=0) == ("x", 0)
+
+
+async def test_a_lambda_reads_the_globals_of_the_shard_it_runs_on() -> None:
+    here = COUNTER["value"]
+    await shardio.run_on(1, bump)
+    there = await shardio.run_on(1, bump)
+    offset = 100
+    # By value (a lambda), yet COUNTER is shard 1's, not a copy of shard 0's.
+    assert await shardio.run_on(1, lambda: COUNTER["value"] + offset) == there + 100
+    assert COUNTER["value"] == here
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        shardio.Lock,
+        shardio.Event,
+        lambda: shardio.open_memory_channel(1)[0],
+        shardio.CancelScope,
+        lowlevel.ParkingLot,
+    ],
+    ids=["Lock", "Event", "MemorySendChannel", "CancelScope", "ParkingLot"],
+)
+async def test_shard_local_objects_refuse_to_travel(make: Any) -> None:
+    thing = make()
+    with pytest.raises(TypeError, match="belongs to the shard that made it"):
+        await shardio.run_on(1, len, [thing])

@@ -30,6 +30,7 @@ from ._parking_lot import (
     add_parking_lot_breaker,
     remove_parking_lot_breaker,
 )
+from ._pickling import ShardLocal
 from ._remote import run_on
 from ._run import (
     Clock,
@@ -88,6 +89,7 @@ __all__ = [
     "RunVar",
     "RunVarToken",
     "ShardCrashed",
+    "ShardLocal",
     "ShardReceiveChannel",
     "ShardSendChannel",
     "ShardioInternalError",

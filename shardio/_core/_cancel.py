@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn
 
 from ._exceptions import Cancelled, CancelSource
+from ._pickling import ShardLocal
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ class Deadlines:
         return did_something
 
 
-class CancelScope:
+class CancelScope(ShardLocal):
     """A region of code that can be cancelled, explicitly or by a deadline.
 
     ``with CancelScope(deadline=..., shield=...) as scope:`` -- Trio's cancel

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from ._cancel import CancelReason, CancelScope, CancelStatus
 from ._exceptions import Cancelled, ShardioInternalError
+from ._pickling import ShardLocal
 from ._run import check_coroutine, explain_uncallable
 from ._state import GLOBAL_RUN_CONTEXT, current_task
 from ._traps import Abort, RaiseCancelT, cancel_shielded_checkpoint, wait_task_rescheduled
@@ -44,7 +45,7 @@ class _NoStatus:
 _NO_STATUS: Any = _NoStatus()
 
 
-class TaskStatus(Generic[StatusT]):
+class TaskStatus(ShardLocal, Generic[StatusT]):
     """Passed as ``task_status`` to a function started with ``nursery.start()``.
 
     Call :meth:`started` once the task is ready; ``start()`` then returns the
@@ -106,6 +107,11 @@ class _IgnoredTaskStatus(TaskStatus[Any]):
     def __repr__(self) -> str:
         return "TASK_STATUS_IGNORED"
 
+    def __reduce__(self) -> str:
+        # The singleton, by name: default arguments of functions sent to
+        # other shards are it.
+        return "TASK_STATUS_IGNORED"
+
     def started(self, value: Any = None) -> None:
         pass
 
@@ -115,7 +121,7 @@ class _IgnoredTaskStatus(TaskStatus[Any]):
 TASK_STATUS_IGNORED: TaskStatus[Any] = _IgnoredTaskStatus()
 
 
-class Nursery:
+class Nursery(ShardLocal):
     """A set of child tasks whose lifetime is bounded by an ``async with`` block.
 
     Created by :func:`open_nursery`. ``cancel_scope`` cancels the block and
@@ -241,7 +247,7 @@ class Nursery:
         if shard is not None:
             from ._remote import prepare_call, remote_child
 
-            prepared = prepare_call(shard, async_fn, args)
+            prepared = prepare_call(shard, async_fn, args, child=True)
             if prepared is not None:
                 proxy_name = name if name is not None else _remote_name(async_fn, shard)
                 self.start_soon(remote_child, shard, prepared, async_fn, name=proxy_name)
@@ -298,7 +304,7 @@ class Nursery:
         if shard is not None:
             from ._remote import prepare_call, remote_start
 
-            prepared = prepare_call(shard, async_fn, args)
+            prepared = prepare_call(shard, async_fn, args, child=True)
             if prepared is not None:
                 proxy_name = name if name is not None else _remote_name(async_fn, shard)
                 return await self.start(remote_start, shard, prepared, async_fn, name=proxy_name)

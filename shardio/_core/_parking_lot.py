@@ -19,6 +19,7 @@ import attrs
 import outcome
 
 from ._exceptions import BrokenResourceError
+from ._pickling import ShardLocal
 from ._state import current_runner, current_task
 from ._traps import Abort, RaiseCancelT, wait_task_rescheduled
 
@@ -62,7 +63,7 @@ class ParkingLotStatistics:
 
 
 @attrs.define(eq=False, slots=True)
-class ParkingLot:
+class ParkingLot(ShardLocal):
     """A fair (FIFO) queue of parked tasks; ``len(lot)`` counts them."""
 
     # OrderedDict, not dict: popping the oldest entry of a plain dict scans

@@ -51,13 +51,77 @@ def _importable(obj: Any) -> bool:
 
 
 class _ShardPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, except that whatever is importable goes by reference --
-    also from ``__main__``, which cloudpickle would copy by value."""
+    """cloudpickle, with two changes for shards:
+
+    * whatever is importable goes by reference -- also from ``__main__``,
+      which cloudpickle would copy by value;
+    * a function that goes by value (a lambda, a closure) but was defined in
+      a module keeps using *that module's* globals on the receiving shard,
+      where cloudpickle would give it a private snapshot of the ones it
+      reads. So ``lambda: COUNTER[0]`` sent to shard 1 reads shard 1's
+      ``COUNTER``, as a module-level function would: each shard has its own
+      module state, and code reaches the state of the shard it runs on.
+      What the function captures in its closure still travels by value.
+    """
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (types.FunctionType, type)) and _importable(obj):
             return NotImplemented
+        if isinstance(obj, types.FunctionType) and _module_globals_of(obj) is not None:
+            return self._function_in_module_reduce(obj)
         return super().reducer_override(obj)
+
+    def _function_in_module_reduce(self, func: types.FunctionType) -> Any:
+        code, _, name, defaults, closure = self._function_getnewargs(func)
+        state, slotstate = cloudpickle.cloudpickle._function_getstate(func)
+        # The module's own globals on the other side: no snapshot to apply.
+        slotstate["__globals__"] = {}
+        return (
+            cloudpickle.cloudpickle._make_function,
+            (code, _ModuleGlobals(func.__module__), name, defaults, closure),
+            (state, slotstate),
+            None,
+            None,
+            cloudpickle.cloudpickle._function_setstate,
+        )
+
+
+def _module_globals_of(func: types.FunctionType) -> dict[str, Any] | None:
+    module = sys.modules.get(func.__module__ or "")
+    if module is not None and vars(module) is func.__globals__:
+        return func.__globals__
+    return None
+
+
+class _ModuleGlobals:
+    """Pickles as "the globals of module ``name``", rebuilt as that dict."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> Any:
+        return (_module_dict, (self.name,))
+
+
+def _module_dict(name: str) -> dict[str, Any]:
+    return vars(importlib.import_module(name))
+
+
+class ShardLocal:
+    """Mixin for objects that belong to the shard that made them (locks,
+    events, memory channels, ...): pickling one -- sending it to another
+    shard -- raises a ``TypeError`` that says what to use instead."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"a {type(self).__name__} belongs to the shard that made it and cannot be sent "
+            "to another shard; share work between shards with open_channel(), run_on() "
+            "or sharded() instead"
+        )
 
 
 def dumps(obj: Any) -> bytes:

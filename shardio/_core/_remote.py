@@ -37,8 +37,10 @@ back, and the proxy calls its own ``task_status.started(value)``.
 
 from __future__ import annotations
 
+import inspect
+import types
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import outcome
 
@@ -80,7 +82,15 @@ class _OutgoingCall:
         current_runner().reschedule(self.task, outcome.Error(error))
 
 
-async def run_on(shard: int, fn: Callable[..., Awaitable[T] | T], *args: Any) -> T:
+@overload
+async def run_on(shard: int, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+
+
+@overload
+async def run_on(shard: int, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+async def run_on(shard: int, fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn(*args)`` on shard ``shard`` and return its result.
 
     ``fn`` may be sync or async. Arguments, result and exceptions are
@@ -92,12 +102,11 @@ async def run_on(shard: int, fn: Callable[..., Awaitable[T] | T], *args: Any) ->
 
     On this shard's own index, ``fn`` runs here, without pickling.
     """
-    result: T = await _call(shard, fn, args, None)
-    return result
+    return await _call(shard, fn, args, None)
 
 
 def prepare_call(
-    shard: int, fn: Callable[..., Any], args: tuple[Any, ...]
+    shard: int, fn: Callable[..., Any], args: tuple[Any, ...], *, child: bool = False
 ) -> tuple[str | bytes, bytes | None] | None:
     """Check ``shard`` and pickle the call for it; None if it runs here.
 
@@ -112,6 +121,11 @@ def prepare_call(
         return None
     if shard in state.dead:
         raise state.dead[shard]
+    if child and isinstance(fn, types.FunctionType) and not inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"a nursery child must be an async function, but {_name_of(fn)} is synchronous; "
+            "define it with 'async def', or call it with run_on"
+        )
     try:
         return function_spec(fn), (dumps(args) if args else None)
     except Exception:
@@ -170,6 +184,7 @@ async def perform_call(
         args_blob,
         deadline,
         task_status is not None,
+        not cancel_point,
     )
 
     def abort(_: RaiseCancelT) -> Abort:
@@ -262,6 +277,7 @@ def _handle_call(
     args_blob: bytes | None,
     deadline: float,
     with_status: bool,
+    child: bool,
 ) -> None:
     state = current_state()
     try:
@@ -285,6 +301,16 @@ def _handle_call(
         state.post(src, _handle_result, call_id, _ERROR, pack_exception(exc))
         return
     if not isinstance(result, Awaitable):
+        if child:
+            state.post(
+                src,
+                _handle_result,
+                call_id,
+                _FAILED,
+                f"{_name_of(fn)} is synchronous, but a nursery child must be an async function "
+                "(define it with 'async def', or call it with run_on)",
+            )
+            return
         _post_value(state, src, call_id, result, fn)
         return
     if state.stopping:

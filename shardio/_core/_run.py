@@ -70,6 +70,7 @@ from ._exceptions import Cancelled, CancelSource, RunFinishedError, ShardioInter
 from ._instrumentation import Instruments
 from ._io_epoll import EpollIOManager
 from ._parking_lot import PARKING_LOT_BREAKERS, break_lots_of_exiting_task
+from ._pickling import ShardLocal
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
 from ._traps import _CHECKPOINT, Abort, RaiseCancelT, _WaitTaskRescheduled, wait_task_rescheduled
 
@@ -166,7 +167,7 @@ class Poller:
 # ---------------------------------------------------------------------------
 
 
-class Task:
+class Task(ShardLocal):
     """A running coroutine, scheduled by shardio.
 
     Obtain it with :func:`current_task`; it is created by the scheduler

@@ -43,7 +43,7 @@ from ._parking_lot import ParkingLot
 from ._ring import SharedArea, set_parent_death_signal
 from ._run import Clock, spawn_system_task
 from ._run import run as run_one_shard
-from ._state import current_runner
+from ._state import GLOBAL_RUN_CONTEXT, current_runner
 from ._traps import Abort, wait_task_rescheduled
 
 if TYPE_CHECKING:
@@ -271,8 +271,13 @@ def run(
     ``idle_poll_us`` is how long an idle shard keeps polling its rings
     before it sleeps: cross-shard latency for CPU time.
     """
+    if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
+        raise RuntimeError(
+            "shardio.run() called from inside a running shardio.run(); "
+            "start a task with a nursery instead"
+        )
     if shards is None:
-        shards = len(os.sched_getaffinity(0))
+        shards = len(cpus) if isinstance(cpus, Sequence) else len(os.sched_getaffinity(0))
     if not isinstance(shards, int) or shards < 1:
         raise ValueError(f"shards must be a positive int or None, not {shards!r}")
     if idle_poll_us < 0:
@@ -299,6 +304,8 @@ def run(
     cpu_list = _resolve_cpus(shards, cpus)
     area = SharedArea(shards)
     parent = os.getpid()
+    # Children not reaped yet: each supervisor removes its own when it reaps
+    # it, so the clean-up below never signals a pid that may be reused.
     children: dict[int, int] = {}
     try:
         for shard in range(1, shards):
@@ -318,7 +325,7 @@ def run(
                 )
             children[shard] = pid
         state = ShardState(0, shards, area)
-        state.children = dict(children)
+        state.children = children
         try:
             result = _pinned(
                 None if cpu_list is None else cpu_list[0],
@@ -344,8 +351,9 @@ def run(
         return result  # type: ignore[no-any-return]
     finally:
         for pid in children.values():
-            # Normally every child was reaped by its supervisor; this is for
-            # a failure before or during startup.
+            # Normally every child was reaped by its supervisor (and is not
+            # in this dict any more); this is for a failure before or during
+            # startup, or a crash of this scheduler.
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
@@ -405,8 +413,10 @@ def _child_main(
         set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before we asked
             os._exit(1)
+        # Shard 0 turns Ctrl-C and SIGTERM (both often sent to the whole
+        # process group) into an orderly stop of every shard.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cpus is not None:
             os.sched_setaffinity(0, {cpus[shard]})
         state = ShardState(shard, count, area)

@@ -39,4 +39,10 @@ def current_task() -> Task:
     try:
         return GLOBAL_RUN_CONTEXT.task
     except AttributeError:
+        if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
+            raise RuntimeError(
+                "this must be called from a task, but this code runs in the scheduler "
+                "outside any task (a sync function called on another shard with run_on, "
+                "or a run_sync_soon callback); make the function async to run it in a task"
+            ) from None
         outside_run("current_task()")
