@@ -36,7 +36,7 @@ async def main():
     result = await shardio.run_on(1, lambda o: {**o, "items": o["items"] + 1}, order)
     print("sent", order, "got back", result, "| same object:", result is order)
 
-    # A module global named in a lambda is copied with it: this is shard 0's list.
+    # A module global named in a lambda is the receiving shard's: shard 1's list.
     print("a lambda reading visits on shard 1 sees:", await shardio.run_on(1, lambda: visits))
 
 
