@@ -19,6 +19,7 @@ from ._exceptions import (
     TooSlowError,
     WouldBlock,
 )
+from ._fdpass import receive_fd, send_fd
 from ._instrumentation import Instrument
 from ._io_epoll import notify_closing, wait_readable, wait_writable
 from ._local import RunVar, RunVarToken
@@ -115,12 +116,14 @@ __all__ = [
     "notify_closing",
     "open_channel",
     "open_nursery",
+    "receive_fd",
     "remove_instrument",
     "remove_parking_lot_breaker",
     "remove_poller",
     "reschedule",
     "run",
     "run_on",
+    "send_fd",
     "shard_count",
     "spawn_system_task",
     "wait_all_tasks_blocked",

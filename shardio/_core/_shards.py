@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._cancel import CancelReason, CancelScope
 from ._exceptions import Cancelled, ShardCrashed
+from ._fdpass import FdPassing
 from ._io_epoll import wait_readable
 from ._messenger import Messenger, message_handler
 from ._parking_lot import ParkingLot
@@ -57,10 +58,20 @@ DEFAULT_IDLE_POLL_US = 200.0
 class ShardState:
     """What a shard knows about the run: its index, its peers, its calls."""
 
-    def __init__(self, index: int, count: int, area: SharedArea | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        area: SharedArea | None,
+        fd_passing: FdPassing | None = None,
+    ) -> None:
         self.index = index
         self.count = count
         self.area = area
+        #: The sockets that carry file descriptors between shards (``_fdpass.py``).
+        self.fd_passing = fd_passing
+        self.local_fds: dict[tuple[int, int], int] = {}
+        self.local_fd_ids = itertools.count()
         self.messenger = Messenger(area, index) if area is not None else None
         #: Calls this shard made and still waits for: call id -> call.
         self.calls_out: dict[int, Any] = {}
@@ -303,6 +314,7 @@ def run(
         )
     cpu_list = _resolve_cpus(shards, cpus)
     area = SharedArea(shards)
+    fd_passing = FdPassing(shards)
     parent = os.getpid()
     # Children not reaped yet: each supervisor removes its own when it reaps
     # it, so the clean-up below never signals a pid that may be reused.
@@ -317,6 +329,7 @@ def run(
                     shard,
                     shards,
                     area,
+                    fd_passing,
                     parent,
                     cpu_list,
                     idle_poll_us,
@@ -324,7 +337,7 @@ def run(
                     stall_threshold,
                 )
             children[shard] = pid
-        state = ShardState(0, shards, area)
+        state = ShardState(0, shards, area, fd_passing)
         state.children = children
         try:
             result = _pinned(
@@ -358,6 +371,7 @@ def run(
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
         area.close()
+        fd_passing.close()
 
 
 def _only_cancelled(exc: BaseException) -> bool:
@@ -380,6 +394,8 @@ def _pinned(cpu: int | None, fn: Callable[..., T], *args: Any, **kwargs: Any) ->
 async def _shard0_services(state: ShardState) -> None:
     """Shard 0's infrastructure, started before main: the service nursery,
     a supervisor per child, and the stop sequence once main has exited."""
+    assert state.fd_passing is not None
+    state.fd_passing.attach(0)
     spawn_system_task(state.host_service_nursery, name="<shard 0 service nursery>")
     for shard, pid in state.children.items():
         spawn_system_task(state.supervise, shard, pid, name=f"<supervisor of shard {shard}>")
@@ -393,6 +409,8 @@ async def _shard0_services(state: ShardState) -> None:
 
 
 async def _child_serve(state: ShardState) -> None:
+    assert state.fd_passing is not None
+    state.fd_passing.attach(state.index)
     spawn_system_task(state.host_service_nursery, name=f"<shard {state.index} service nursery>")
     await state.wait_for_stop()
 
@@ -401,6 +419,7 @@ def _child_main(
     shard: int,
     count: int,
     area: SharedArea,
+    fd_passing: FdPassing,
     parent: int,
     cpus: list[int] | None,
     idle_poll_us: float,
@@ -419,7 +438,7 @@ def _child_main(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cpus is not None:
             os.sched_setaffinity(0, {cpus[shard]})
-        state = ShardState(shard, count, area)
+        state = ShardState(shard, count, area, fd_passing)
         run_one_shard(
             _child_serve,
             state,
