@@ -384,7 +384,8 @@ class CancelScope(ShardLocal):
         """
         if self._cancel_called:
             return
-        task = getattr(GLOBAL_RUN_CONTEXT, "task", None)
+        runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+        task = None if runner is None else runner.current_task
         self._cancel(CancelReason("explicit", reason, None if task is None else repr(task)))
 
     def _cancel(self, reason: CancelReason) -> None:

@@ -476,6 +476,8 @@ class Runner:
         self.pollers: list[Poller] = []
         self.idle_poll = 0.0
         self.shard_state: Any = None
+        #: The task running a step right now; None between steps.
+        self.current_task: Task | None = None
         # For the stall detector (_stall.py): passes made, and whether the
         # loop is blocked waiting for I/O (which is not a stall).
         self.passes = 0
@@ -659,7 +661,7 @@ class Runner:
             for nursery in task._child_nurseries:
                 todo.extend(nursery._children)
         for task in reversed(tasks):
-            GLOBAL_RUN_CONTEXT.task = task
+            self.current_task = task
             if task._coro is None:
                 continue  # never started: nothing to unwind
             try:
@@ -667,7 +669,7 @@ class Runner:
             except BaseException as exc:
                 logger.debug("closing %r after a crash raised %r", task, exc)
         if tasks:
-            del GLOBAL_RUN_CONTEXT.task
+            self.current_task = None
 
     def _run_entry_queue(self) -> None:
         queue = self.entry_queue
@@ -692,7 +694,6 @@ class Runner:
         waiting_for_idle = self.waiting_for_idle
         entry_queue = self.entry_queue
         pollers = self.pollers
-        run_context = GLOBAL_RUN_CONTEXT
         checkpoint_trap = _CHECKPOINT
         wait_trap = _WaitTaskRescheduled
         last_poll = last_flush = last_pollers = now_fn()
@@ -790,7 +791,7 @@ class Runner:
                     poller.flush()
                 continue
             for task in batch:
-                run_context.task = task
+                self.current_task = task
                 try:
                     exc = task._next_exc
                     if exc is None:
@@ -815,8 +816,7 @@ class Runner:
                             task._attempt_delivery_of_any_pending_cancel()
                     else:
                         _foreign_yield(task, msg)
-            if batch:
-                del run_context.task
+            self.current_task = None
             if pollers and (not self.runq or now - last_flush >= _POLLER_INTERVAL):
                 last_flush = now
                 for poller in pollers:
@@ -859,9 +859,8 @@ class Runner:
     def _run_batch_instrumented(self, batch: list[Task]) -> None:
         # The same as the plain batch loop, with the per-step hooks.
         instruments = self.instruments
-        run_context = GLOBAL_RUN_CONTEXT
         for task in batch:
-            run_context.task = task
+            self.current_task = task
             if "before_task_step" in instruments:
                 instruments.call("before_task_step", task)
             try:
@@ -889,8 +888,7 @@ class Runner:
                     _foreign_yield(task, msg)
             if "after_task_step" in instruments:
                 instruments.call("after_task_step", task)
-        if batch:
-            del run_context.task
+        self.current_task = None
 
 
 def _without_loop_frame(error: BaseException) -> BaseException:

@@ -945,7 +945,8 @@ class ShardReceiveChannel(Generic[T]):
     async def __anext__(self) -> T:
         # Hot path (``async for``): receive()'s common case inlined -- not
         # cancelled, a value buffered, nobody waiting for the room it frees.
-        status = GLOBAL_RUN_CONTEXT.task._cancel_status
+        # (Always inside a task here: a coroutine only runs in a task step.)
+        status = GLOBAL_RUN_CONTEXT.runner.current_task._cancel_status  # type: ignore[union-attr]
         home = self._home_ref
         if (
             not status.effectively_cancelled
