@@ -671,8 +671,9 @@ class ShardSendChannel(Generic[T]):
         :class:`ClosedResourceError` if this end is closed,
         :class:`ShardCrashed` if the channel's home shard died.
         """
-        # Hot path: checkpoint_if_cancelled() and the credit case inlined.
-        status = current_task()._cancel_status
+        # Hot path: checkpoint_if_cancelled() and the credit case with a
+        # plain value (see _Outbound.queue) inlined.
+        status = GLOBAL_RUN_CONTEXT.runner.current_task._cancel_status  # type: ignore[union-attr]
         if status.effectively_cancelled:
             status.raise_cancelled()
         if self._closed:
@@ -682,7 +683,11 @@ class ShardSendChannel(Generic[T]):
             side = side.outbound
         if type(side) is _Outbound and side.broken is None and side.credits >= 1:
             # Complete once queued: the batch leaves with this pass's flush.
-            side.queue(value)
+            if side.flush_registered and _plain(value):
+                side.credits -= 1
+                side.pending.append(value)
+            else:
+                side.queue(value)
             await cancel_shielded_checkpoint()
             return
         side = _side(self._state, self._cid)
