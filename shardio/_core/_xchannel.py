@@ -60,7 +60,7 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, NoReturn, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar
 
 import attrs
 import outcome
@@ -603,7 +603,39 @@ def _side(state: ShardState, cid: ChannelId) -> _Home | _Outbound:
     return side  # type: ignore[no-any-return]
 
 
-class ShardSendChannel(Generic[T]):
+class _End:
+    """What both ends share: closing, as a context manager too."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def close(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then a checkpoint."""
+        self.close()
+        await checkpoint()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()
+
+
+class ShardSendChannel(_End, Generic[T]):
     """The sending end of a cross-shard channel (see :func:`open_channel`).
 
     Use it on any shard: pass it to another shard as an argument (``run_on``,
@@ -807,11 +839,6 @@ class ShardSendChannel(Generic[T]):
                     request.cancel_sent = True
                     side.post(_CANCEL_SEND, req_id)
 
-    async def aclose(self) -> None:
-        """:meth:`close`, then a checkpoint."""
-        self.close()
-        await checkpoint()
-
     def statistics(self) -> ChannelStatistics:
         """See :class:`ChannelStatistics`."""
         side = _side(self._state, self._cid)
@@ -828,23 +855,6 @@ class ShardSendChannel(Generic[T]):
             peak_buffer_used=0,
             receiving_shard=side.home,
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        await self.aclose()
 
     # -- moving ---------------------------------------------------------------------
 
@@ -872,7 +882,7 @@ class ShardSendChannel(Generic[T]):
         return (_arrive_send_end, (self._cid, home, self._max_buffer_size, barrier))
 
 
-class ShardReceiveChannel(Generic[T]):
+class ShardReceiveChannel(_End, Generic[T]):
     """The receiving end of a cross-shard channel (see :func:`open_channel`).
 
     All receive ends of a channel are on one shard, its home. Passing the
@@ -993,31 +1003,9 @@ class ShardReceiveChannel(Generic[T]):
             )
         home.receive_end_closed()
 
-    async def aclose(self) -> None:
-        """:meth:`close`, then a checkpoint."""
-        self.close()
-        await checkpoint()
-
     def statistics(self) -> ChannelStatistics:
         """See :class:`ChannelStatistics`."""
         return self._home().statistics()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        await self.aclose()
 
     # -- moving: the channel goes with its last receive end ------------------------------
 
