@@ -40,6 +40,7 @@ from ._core import (
     shard_count,
 )
 from ._core import run as run
+from ._highlevel_generic import StapledStream, aclose_forcefully
 from ._sharded import Sharded, sharded
 from ._sync import (
     CapacityLimiter,
@@ -93,10 +94,12 @@ __all__ = [
     "ShardSendChannel",
     "Sharded",
     "ShardioInternalError",
+    "StapledStream",
     "StrictFIFOLock",
     "TaskStatus",
     "TooSlowError",
     "WouldBlock",
+    "aclose_forcefully",
     "current_effective_deadline",
     "current_shard",
     "current_time",
