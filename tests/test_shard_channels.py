@@ -302,3 +302,34 @@ async def test_small_buffer_cancellations_lose_and_duplicate_nothing() -> None:
         nursery.start_soon(producer)
         assert await check_sequence(receive) == 20_000
     assert results[0] > 0  # cancellations did happen
+
+
+async def collect_and_close(receive: shardio.ShardReceiveChannel[Any]) -> list[Any]:
+    async with receive:
+        return await collect(receive)
+
+
+def channels_known_here() -> int:
+    from shardio._core._shards import current_state
+
+    return len(current_state().channels)
+
+
+async def test_a_closed_channel_leaves_nothing_behind_on_any_shard() -> None:
+    before = (channels_known_here(), await shardio.run_on(1, channels_known_here))
+    for i in range(20):
+        send, receive = shardio.open_channel(4)
+        async with shardio.open_nursery() as nursery:
+            nursery.start_soon(produce, send.clone(), [1, 2, 3], shard=1)
+            nursery.start_soon(produce, send, [4])
+            if i % 2:
+                # the channel moves to shard 1 (shard 0 keeps a forwarder)
+                assert sorted(await shardio.run_on(1, collect_and_close, receive)) == [1, 2, 3, 4]
+            else:
+                assert sorted(await collect(receive)) == [1, 2, 3, 4]
+                receive.close()
+                stats = receive.statistics()
+                assert (stats.open_send_channels, stats.open_receive_channels) == (0, 0)
+    await shardio.sleep(0.01)  # the "finished" notices are messages too
+    after = (channels_known_here(), await shardio.run_on(1, channels_known_here))
+    assert after == before

@@ -190,6 +190,8 @@ class _Home:
         # After the channel came (back) to this shard: the local send ends
         # must let this shard's earlier stream messages arrive first.
         self.local_barrier: Barrier | None = None
+        # Shards this channel lived on before (each left a forwarder).
+        self.former_homes: set[int] = set()
         # This shard's sending side, if it ever sent from elsewhere: kept, so
         # that its stream numbers and pending requests survive the channel
         # coming here and leaving again.
@@ -302,6 +304,7 @@ class _Home:
             for task in self.receivers:
                 current_runner().reschedule(task, outcome.Error(EndOfChannel()))
             self.receivers.clear()
+        self._maybe_finished()
 
     def receive_end_closed(self) -> None:
         self.open_receive -= 1
@@ -316,6 +319,23 @@ class _Home:
         for shard in set(self.streams) | set(self.granted):
             if shard != self.state.index:
                 self.state.post(shard, _receive_closed, self.cid)
+        self._maybe_finished()
+
+    def _maybe_finished(self) -> None:
+        """Every end is closed: forget the channel here and everywhere.
+
+        No end can act on it any more (open_send counts every send end on
+        every shard, in stream order), so every shard that kept a side for
+        it -- a sending side, a forwarder -- is told to drop it.
+        """
+        if self.open_send or self.open_receive or self.barrier_waiters:
+            return
+        state = self.state
+        if state.channels.get(self.cid) is self:
+            del state.channels[self.cid]
+        for shard in set(self.streams) | set(self.granted) | self.former_homes:
+            if shard != state.index:
+                state.post(shard, _channel_finished, self.cid)
 
     # -- streams --------------------------------------------------------------------
 
@@ -840,8 +860,13 @@ class ShardSendChannel(_End, Generic[T]):
                     side.post(_CANCEL_SEND, req_id)
 
     def statistics(self) -> ChannelStatistics:
-        """See :class:`ChannelStatistics`."""
-        side = _side(self._state, self._cid)
+        """See :class:`ChannelStatistics`. Also after closing."""
+        side = self._state.channels.get(self._cid)
+        if isinstance(side, _Forwarder):
+            side = side.outbound
+        if side is None:
+            # Every end of the channel is closed and it was forgotten.
+            return ChannelStatistics(0, self._max_buffer_size, 0, 0, 0, 0, 0, self._state.index)
         if isinstance(side, _Home):
             return side.statistics()
         assert isinstance(side, _Outbound)
@@ -1004,8 +1029,11 @@ class ShardReceiveChannel(_End, Generic[T]):
         home.receive_end_closed()
 
     def statistics(self) -> ChannelStatistics:
-        """See :class:`ChannelStatistics`."""
-        return self._home().statistics()
+        """See :class:`ChannelStatistics`. Also after closing."""
+        home = self._home_ref
+        if home is None:
+            raise ClosedResourceError("this receive end moved to another shard")
+        return home.statistics()
 
     # -- moving: the channel goes with its last receive end ------------------------------
 
@@ -1031,6 +1059,7 @@ class ShardReceiveChannel(_End, Generic[T]):
 
         def commit() -> None:
             self._closed = True
+            self._home_ref = None
             moved = ClosedResourceError("this receive channel moved to another shard")
             for task in list(home.receivers):
                 current_runner().reschedule(task, outcome.Error(moved))
@@ -1073,6 +1102,7 @@ def _pack_home(home: _Home, first_request: int) -> tuple[Any, ...]:
         dict(home.granted),
         home.reserved,
         set(home.wanting_credit),
+        set(home.former_homes),
     )
 
 
@@ -1097,7 +1127,9 @@ def _arrive_receive_end(
     cid: ChannelId, old_home: int, packed: tuple[Any, ...]
 ) -> ShardReceiveChannel[Any]:
     state = current_state()
-    (max_size, buffer, open_send, remote_senders, streams, granted, reserved, wanting) = packed
+    (max_size, buffer, open_send, remote_senders, streams, granted, reserved, wanting, former) = (
+        packed
+    )
     home = _Home(state, cid, max_size)
     home.buffer.extend(buffer)
     home.open_send = open_send
@@ -1110,6 +1142,9 @@ def _arrive_receive_end(
     home.granted.update(granted)
     home.reserved = reserved
     home.wanting_credit.update(wanting)
+    home.former_homes.update(former)
+    if old_home != state.index:
+        home.former_homes.add(old_home)
     previous = state.channels.get(cid)
     state.channels[cid] = home
     outbound = previous.outbound if isinstance(previous, _Forwarder) else previous
@@ -1299,6 +1334,14 @@ def _plain(value: Any) -> bool:
                 return False
         return True
     return False
+
+
+@message_handler
+def _channel_finished(cid: ChannelId) -> None:
+    state = current_state()
+    side = state.channels.get(cid)
+    if isinstance(side, (_Outbound, _Forwarder)):
+        del state.channels[cid]
 
 
 def peer_crashed(state: ShardState, crash: ShardCrashed) -> None:
