@@ -14,7 +14,7 @@ and one reply per line:
     BYE                      -> BYE, then the server closes the connection
     anything else            -> ERR unknown command ...
 
-The program runs eight acts, one after the other:
+The program runs nine acts, one after the other:
 
 1. The server starts in the background; ``nursery.start()`` returns once it listens.
 2. Three clients talk to it at the same time; together they take as long as one.
@@ -31,6 +31,9 @@ The program runs eight acts, one after the other:
 8. Every shard verifies the checksums of its own data blocks; one finds a
    damaged block, and its exception crosses back to shard 0, cancelling the
    verifiers on the other shards on the way.
+9. A stream between shards: the last shard checksums blocks and sends the
+   results through a cross-shard channel (``open_channel``) to a slower
+   consumer on shard 0; the channel's small buffer holds the producer back.
 
 Everything is real: TCP sockets on 127.0.0.1 (a port the kernel picks), driven by
 ``shardio.lowlevel.wait_readable`` / ``wait_writable``, processes and CPUs, and
@@ -71,7 +74,11 @@ def log(who: str, message: str) -> None:
     in the order they were printed.
     """
     elapsed = shardio.current_time() - _start
-    print(f"{elapsed:6.3f}s  s{shardio.current_shard()}  {who:<12} {message}", flush=True)
+    line = f"{elapsed:6.3f}s  s{shardio.current_shard()}  {who:<12} {message}\n"
+    # One write per line, newline included: with PYTHONUNBUFFERED set, print()
+    # would write the text and its newline separately, and another shard's line
+    # could land between them.
+    print(line, end="", flush=True)
 
 
 def heading(title: str, first: bool = False) -> None:
@@ -551,6 +558,44 @@ async def act_failure_on_one_shard() -> None:
 
 
 # ---------------------------------------------------------------------------
+# Act 9: a stream between shards
+# ---------------------------------------------------------------------------
+
+
+async def checksum_blocks(send: shardio.ShardSendChannel[tuple[int, str]], count: int) -> None:
+    """Runs on the last shard: checksum ``count`` blocks, send each result to shard 0.
+
+    ``send`` arrived here as an argument: passing a channel end to another shard
+    moves it there. Each ``send`` waits while the channel's buffer (on shard 0,
+    where it is received) is full, so this producer can never run more than a
+    few blocks ahead of its consumer.
+    """
+    async with send:  # closing the send end ends the consumer's ``async for``
+        for number in range(count):
+            digest = hashlib.sha256(read_block(number, damaged=-1)).hexdigest()
+            await send.send((number, digest[:12]))
+            log("checksummer", f"sent block {number}")
+
+
+async def act_stream_between_shards() -> None:
+    last = shardio.shard_count() - 1
+    route = f"from shard {last} to shard 0" if last else "between two tasks of shard 0"
+    heading(f"Act 9: a stream {route}, through a channel of 3 slots")
+    send, receive = shardio.open_channel(3)  # the buffer lives where it is received
+    async with shardio.open_nursery() as nursery:
+        nursery.start_soon(checksum_blocks, send, 8, shard=last)
+        async for number, digest in receive:
+            log("main", f"block {number}: sha256 {digest}...; storing it takes 0.1s")
+            await shardio.sleep(0.1)  # a slow consumer: the producer has to wait
+    stats = receive.statistics()
+    log(
+        "main",
+        f"the stream ended when shard {last} closed its end; at most "
+        f"{stats.peak_buffer_used} of {stats.max_buffer_size} slots were ever in use",
+    )
+
+
+# ---------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------
 
@@ -570,6 +615,7 @@ async def main() -> None:
             await act_work_on_every_shard()
             await act_deadline_on_every_shard()
             await act_failure_on_one_shard()
+            await act_stream_between_shards()
 
             heading("Finale: shutting the server down")
             # The server runs forever; cancelling the nursery's scope stops it,
