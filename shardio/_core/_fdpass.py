@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from ._io_epoll import wait_writable
 from ._parking_lot import ParkingLot
+from ._run import checkpoint_if_cancelled
 from ._state import current_runner
 from ._traps import cancel_shielded_checkpoint
 
@@ -90,7 +91,9 @@ def _passing() -> tuple[ShardState, FdPassing | None]:
 
 async def send_fd(shard: int, fd: int) -> FdId:
     """Duplicate ``fd`` into shard ``shard``; return the id to claim it there
-    with :func:`receive_fd`. The caller keeps (and must close) its own fd."""
+    with :func:`receive_fd`. The caller keeps (and must close) its own fd.
+    A checkpoint; if cancelled, nothing was sent."""
+    await checkpoint_if_cancelled()
     state, passing = _passing()
     if not 0 <= shard < state.count:
         raise ValueError(f"shard must be in range({state.count}), not {shard!r}")
@@ -99,20 +102,26 @@ async def send_fd(shard: int, fd: int) -> FdId:
     if passing is None or shard == state.index:
         fd_id = (state.index, next(state.local_fd_ids))
         state.local_fds[fd_id] = os.dup(fd)
+        await cancel_shielded_checkpoint()
         return fd_id
     fd_id = (state.index, next(passing._ids))
     sock = passing.send_ends[shard]
     while True:
         try:
             socket.send_fds(sock, [_HEADER.pack(*fd_id)], [fd])
-            return fd_id
         except BlockingIOError:
             await wait_writable(sock)
+        else:
+            await cancel_shielded_checkpoint()
+            return fd_id
 
 
 async def receive_fd(fd_id: FdId) -> int:
     """The fd that :func:`send_fd` sent to this shard under ``fd_id``; this
-    shard owns it from now on. Waits if it has not arrived yet. A checkpoint."""
+    shard owns it from now on. Waits if it has not arrived yet. A checkpoint;
+    if cancelled, the fd stays waiting for another call (and is closed when
+    the run ends, if nobody takes it)."""
+    await checkpoint_if_cancelled()
     state, passing = _passing()
     fd = state.local_fds.pop(fd_id, None)
     if fd is not None:

@@ -117,8 +117,10 @@ class ShardLocal:
     __slots__ = ()
 
     def __reduce__(self) -> Any:
+        name = type(self).__name__
+        article = "an" if name[:1].lower() in "aeiou" else "a"
         raise TypeError(
-            f"a {type(self).__name__} belongs to the shard that made it and cannot be sent "
+            f"{article} {name} belongs to the shard that made it and cannot be sent "
             "to another shard; share work between shards with open_channel(), run_on() "
             "or sharded() instead"
         )

@@ -94,6 +94,14 @@ class ShardState:
         self.children: dict[int, int] = {}  # shard -> pid
         self._exited_lot = ParkingLot()
 
+    def close_fds(self) -> None:
+        """The run is over: close the fds sent here that nobody received."""
+        for fd in self.local_fds.values():
+            os.close(fd)
+        self.local_fds.clear()
+        if self.fd_passing is not None:
+            self.fd_passing.close()
+
     def next_call_id(self) -> int:
         return next(self._ids)
 
@@ -297,16 +305,20 @@ def run(
         raise ValueError(f"stall_threshold must be > 0 seconds (or None), not {stall_threshold}")
     if shards == 1:
         cpu_list = _resolve_cpus(1, cpus) if cpus is not None else None
-        return _pinned(  # type: ignore[no-any-return]
-            None if cpu_list is None else cpu_list[0],
-            run_one_shard,
-            async_fn,
-            *args,
-            clock=clock,
-            instruments=instruments,
-            shard_state=ShardState(0, 1, None),
-            stall_threshold=stall_threshold,
-        )
+        single = ShardState(0, 1, None)
+        try:
+            return _pinned(  # type: ignore[no-any-return]
+                None if cpu_list is None else cpu_list[0],
+                run_one_shard,
+                async_fn,
+                *args,
+                clock=clock,
+                instruments=instruments,
+                shard_state=single,
+                stall_threshold=stall_threshold,
+            )
+        finally:
+            single.close_fds()
     if clock is not None:
         raise ValueError(
             "a custom clock works with one shard only: every shard must read the "
@@ -319,6 +331,7 @@ def run(
     # Children not reaped yet: each supervisor removes its own when it reaps
     # it, so the clean-up below never signals a pid that may be reused.
     children: dict[int, int] = {}
+    state: ShardState | None = None
     try:
         for shard in range(1, shards):
             sys.stdout.flush()
@@ -371,7 +384,10 @@ def run(
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
         area.close()
-        fd_passing.close()
+        if state is not None:
+            state.close_fds()
+        else:
+            fd_passing.close()
 
 
 def _only_cancelled(exc: BaseException) -> bool:

@@ -102,9 +102,9 @@ class ChannelStatistics:
     """What ``statistics()`` reports for an end of a cross-shard channel.
 
     On the channel's home (``receiving_shard``) the figures are the
-    channel's. On another shard they are that shard's view: values it has
-    queued but not yet sent, its own blocked senders, and the counts as last
-    reported by the home.
+    channel's. On another shard they are that shard's own: the values it has
+    queued but not yet sent, its send ends, its blocked senders (the receive
+    counts and the peak are the home's business there, reported as 0).
     """
 
     current_buffer_used: int
@@ -190,6 +190,9 @@ class _Home:
         # After the channel came (back) to this shard: the local send ends
         # must let this shard's earlier stream messages arrive first.
         self.local_barrier: Barrier | None = None
+        # Send ends open on this shard (part of open_send, which counts them
+        # on every shard): this shard's count, should the channel leave.
+        self.local_send_ends = 0
         # Shards this channel lived on before (each left a forwarder).
         self.former_homes: set[int] = set()
         # This shard's sending side, if it ever sent from elsewhere: kept, so
@@ -816,6 +819,7 @@ class ShardSendChannel(_End, Generic[T]):
         side = _side(self._state, self._cid)
         if isinstance(side, _Home):
             side.open_send += 1
+            side.local_send_ends += 1
         else:
             assert isinstance(side, _Outbound)
             side.open_here += 1
@@ -835,6 +839,7 @@ class ShardSendChannel(_End, Generic[T]):
         if isinstance(side, _Forwarder):
             side = side.outbound
         if isinstance(side, _Home):
+            side.local_send_ends -= 1
             if not self._ready_here(side):
                 barrier = self._barrier if not side.passed(self._barrier) else side.local_barrier
                 assert barrier is not None
@@ -902,6 +907,8 @@ class ShardSendChannel(_End, Generic[T]):
             self._closed = True
             if isinstance(side, _Outbound):
                 side.open_here -= 1
+            else:
+                side.local_send_ends -= 1
 
         register_move(self, commit)
         return (_arrive_send_end, (self._cid, home, self._max_buffer_size, barrier))
@@ -1103,6 +1110,7 @@ def _pack_home(home: _Home, first_request: int) -> tuple[Any, ...]:
         home.reserved,
         set(home.wanting_credit),
         set(home.former_homes),
+        home.peak,
     )
 
 
@@ -1120,6 +1128,7 @@ def _become_forwarder(state: ShardState, home: _Home) -> None:
     """
     out = _own_outbound(state, home)
     out.home = state.index
+    out.open_here = home.local_send_ends
     state.channels[home.cid] = _Forwarder(out)
 
 
@@ -1127,9 +1136,18 @@ def _arrive_receive_end(
     cid: ChannelId, old_home: int, packed: tuple[Any, ...]
 ) -> ShardReceiveChannel[Any]:
     state = current_state()
-    (max_size, buffer, open_send, remote_senders, streams, granted, reserved, wanting, former) = (
-        packed
-    )
+    (
+        max_size,
+        buffer,
+        open_send,
+        remote_senders,
+        streams,
+        granted,
+        reserved,
+        wanting,
+        former,
+        peak,
+    ) = packed
     home = _Home(state, cid, max_size)
     home.buffer.extend(buffer)
     home.open_send = open_send
@@ -1143,6 +1161,7 @@ def _arrive_receive_end(
     home.reserved = reserved
     home.wanting_credit.update(wanting)
     home.former_homes.update(former)
+    home.peak = peak
     if old_home != state.index:
         home.former_homes.add(old_home)
     previous = state.channels.get(cid)
@@ -1153,6 +1172,7 @@ def _arrive_receive_end(
         # next, now local, sends.
         outbound.flush()
         home.outbound = outbound
+        home.local_send_ends = outbound.open_here
         if outbound.seq:
             home.local_barrier = (state.index, outbound.seq - 1)
     if isinstance(previous, _Forwarder):
@@ -1180,6 +1200,7 @@ def _arrive_send_end(
     end: ShardSendChannel[Any] = ShardSendChannel(state, cid, max_size)
     side = state.channels.get(cid)
     if isinstance(side, _Home):
+        side.local_send_ends += 1
         end._barrier = barrier
         return end
     out = _outbound(state, cid, home, max_size)
@@ -1275,8 +1296,10 @@ def _grant(cid: ChannelId, amount: int | float) -> None:
 
 @message_handler
 def _revoke(cid: ChannelId) -> None:
+    # Always answered, even with nothing to give back: the home waits for
+    # the answer before it asks this shard again.
     out = _outbound_side(cid)
-    if out is None or not out.credits:
+    if out is None:
         return
     unused, out.credits = out.credits, 0
     out.post(_RETURN, unused)
@@ -1374,7 +1397,7 @@ def open_channel(
     state = current_state()
     cid = state.next_channel_id()
     home = _Home(state, cid, max_buffer_size)
-    home.open_send = 1
+    home.open_send = home.local_send_ends = 1
     home.open_receive = 1
     state.channels[cid] = home
     return (
