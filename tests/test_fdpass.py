@@ -82,3 +82,35 @@ async def test_single_shard_send_and_receive() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_send_fd_and_receive_fd_are_cancel_points() -> None:
+    r, w = os.pipe()
+    try:
+        with shardio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(shardio.Cancelled):
+                await lowlevel.send_fd(1, w)
+        fd_id = await lowlevel.send_fd(0, w)
+        with shardio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(shardio.Cancelled):
+                await lowlevel.receive_fd(fd_id)
+        # The cancelled receive took nothing: the fd is still there.
+        os.close(await lowlevel.receive_fd(fd_id))
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_fds_nobody_received_are_closed_when_the_run_ends() -> None:
+    async def main() -> None:
+        r, w = os.pipe()
+        await lowlevel.send_fd(0, r)
+        await lowlevel.send_fd(1, w)
+        os.close(r)
+        os.close(w)
+
+    before = set(os.listdir("/proc/self/fd"))
+    shardio.run(main, shards=2, cpus=False)
+    assert set(os.listdir("/proc/self/fd")) == before

@@ -333,3 +333,15 @@ async def test_a_closed_channel_leaves_nothing_behind_on_any_shard() -> None:
     await shardio.sleep(0.01)  # the "finished" notices are messages too
     after = (channels_known_here(), await shardio.run_on(1, channels_known_here))
     assert after == before
+
+
+async def test_statistics_on_a_former_home_count_its_own_send_ends() -> None:
+    send, receive = shardio.open_channel(4)
+    other = send.clone()
+    async with shardio.open_nursery() as nursery:
+        nursery.start_soon(collect, receive, shard=1)
+        assert send.statistics().open_send_channels == 2
+        assert send.statistics().receiving_shard in (0, 1)
+        other.close()
+        assert send.statistics().open_send_channels == 1
+        send.close()
