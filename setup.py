@@ -2,4 +2,9 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["shardio/_core/_ring_build.py:ffibuilder"])
+setup(
+    cffi_modules=[
+        "shardio/_core/_ring_build.py:ffibuilder",
+        "shardio_disk/_uring_build.py:ffibuilder",
+    ]
+)

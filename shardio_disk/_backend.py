@@ -1,0 +1,132 @@
+"""What a disk backend does: the operations :class:`~shardio_disk.DmaFile`
+needs, with one implementation on io_uring (``_uring.py``) and one on a
+thread pool (``_threads.py``).
+
+Every operation is a checkpoint and cancellable, and a cancelled operation
+returns only once the kernel (or the thread) is done with its buffer. Errors
+are :class:`OSError` with the errno and without a filename: the file object
+adds its name.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import attrs
+
+from ._uring_c import ffi, lib
+
+#: ``statx`` mask bits (``<linux/stat.h>``).
+STATX_SIZE = 0x200
+STATX_DIOALIGN = 0x2000
+STATX_DIO_READ_ALIGN = 0x20000
+
+#: What an operation is, for the clean-up of a cancelled one.
+KIND_IO = 0
+KIND_OPEN = 1
+
+#: The most one read or write moves (Linux's MAX_RW_COUNT); more is a short count.
+MAX_RW_BYTES = 0x7FFFF000
+
+
+@attrs.frozen
+class FileInfo:
+    """The parts of ``statx`` that shardio_disk uses."""
+
+    mask: int
+    size: int
+    dev_major: int
+    dev_minor: int
+    dio_mem_align: int
+    dio_offset_align: int
+    dio_read_offset_align: int
+
+
+def statx_buffer() -> Any:
+    """A buffer for the kernel to fill with a ``struct statx``."""
+    return ffi.new("char[]", lib.statx_buffer_size())
+
+
+def decode_statx(buf: Any) -> FileInfo:
+    """Read a filled ``struct statx``."""
+    info = ffi.new("struct uring_file_info *")
+    lib.statx_decode(buf, info)
+    return FileInfo(
+        mask=int(info.mask),
+        size=int(info.size),
+        dev_major=int(info.dev_major),
+        dev_minor=int(info.dev_minor),
+        dio_mem_align=int(info.dio_mem_align),
+        dio_offset_align=int(info.dio_offset_align),
+        dio_read_offset_align=int(info.dio_read_offset_align),
+    )
+
+
+@attrs.frozen
+class DiskStatistics:
+    """What :func:`shardio_disk.statistics` reports about this shard's disk I/O.
+
+    ``in_flight``: operations started and not yet completed (cancelled ones
+    included until the kernel or thread is done with them). ``submitted`` /
+    ``completed``: totals since the backend started in this run.
+    ``syscalls``: ``io_uring_enter`` calls (0 on the thread backend); many
+    operations per call means submissions were batched.
+    ``fixed_buffer_ops``: reads and writes that used the registered buffer
+    arena. ``registered_buffers``: whether the arena is registered.
+    """
+
+    backend: str
+    in_flight: int
+    submitted: int
+    completed: int
+    syscalls: int
+    fixed_buffer_ops: int
+    registered_buffers: bool
+
+
+class Backend(abc.ABC):
+    """The disk operations of one shard, for one run."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    async def read(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> int:
+        """Read into ``buf`` (a byte memoryview; ``cbuf`` is its address, from
+        ``ffi.from_buffer``) at ``pos`` (-1: the current position); the byte count."""
+
+    @abc.abstractmethod
+    async def write(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> int:
+        """Write ``buf`` at ``pos`` (-1: the current position); the byte count."""
+
+    @abc.abstractmethod
+    async def fsync(self, fd: int, *, datasync: bool) -> None:
+        """``fsync`` or ``fdatasync``."""
+
+    @abc.abstractmethod
+    async def fallocate(self, fd: int, mode: int, pos: int, length: int) -> None:
+        """``fallocate(fd, mode, pos, length)``."""
+
+    @abc.abstractmethod
+    async def ftruncate(self, fd: int, length: int) -> None:
+        """``ftruncate(fd, length)``."""
+
+    @abc.abstractmethod
+    async def openat(self, path: bytes, flags: int, mode: int) -> int:
+        """``open(path, flags, mode)``; the new fd. If cancelled, no fd leaks."""
+
+    @abc.abstractmethod
+    async def close_fd(self, fd: int) -> None:
+        """``close(fd)``."""
+
+    @abc.abstractmethod
+    async def statx(self, fd: int, mask: int) -> FileInfo:
+        """``statx`` of an open file."""
+
+    @abc.abstractmethod
+    def statistics(self) -> DiskStatistics:
+        """Counters; see :class:`DiskStatistics`."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """The run is ending: release the ring or the threads."""
