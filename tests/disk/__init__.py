@@ -1,0 +1,1 @@
+"""Tests of shardio_disk, each run on both backends (see conftest.py)."""
