@@ -1,0 +1,792 @@
+"""HTTP/1.1, server side, as a pure state machine (no I/O): :class:`ServerConnection`.
+
+The connection is fed the bytes a client sent (:meth:`~ServerConnection.receive_data`)
+and hands back *events* (:meth:`~ServerConnection.next_event`): a
+:class:`Request` (the request line and header fields), :class:`Data` (pieces
+of the body), :class:`EndOfMessage`, or :class:`ConnectionClosed`. Going the
+other way, :meth:`~ServerConnection.send` turns the server's events
+(:class:`Response`, :class:`InformationalResponse`, :class:`Data`,
+:class:`EndOfMessage`) into the bytes to write. What reads and writes the
+bytes -- a :class:`~shardio_net.SocketStream`, a TLS stream, a test -- is
+the caller's business, so every rule below is tested without a socket. (The
+design is h11's; the code is not.)
+
+One request-response exchange is a *cycle*. The request side goes from
+waiting for a request, through its body, to done; the response side from
+waiting, through its body, to done. When both are done, the connection
+either starts the next cycle by itself (keep-alive) or is finished and
+:attr:`~ServerConnection.must_close` is true. A client may send its next
+requests before the first response (pipelining): they wait in the buffer,
+and :meth:`~ServerConnection.next_event` says :data:`PAUSED` until the
+current response is complete.
+
+Framing, as RFC 9112 wants it:
+
+* A request body is delimited by ``Content-Length`` or by
+  ``Transfer-Encoding: chunked`` (and no other coding: 501); a request with
+  both is refused (400), as is an HTTP/1.0 request with
+  ``Transfer-Encoding``: that is how request-smuggling attacks start.
+  Without either, a request has no body. HTTP/1.1 requests must carry
+  exactly one ``Host``.
+* A response to ``HEAD``, or with status 204 or 304, has no body (``Data``
+  sent for a ``HEAD`` is dropped, so one handler serves ``GET`` and
+  ``HEAD``). Otherwise the response's own ``Content-Length`` or
+  ``Transfer-Encoding: chunked`` frames it; a response with neither is sent
+  chunked to an HTTP/1.1 client and delimited by closing the connection for
+  an HTTP/1.0 one.
+* Keep-alive is the default for HTTP/1.1 and opt-in (``Connection:
+  keep-alive``) for HTTP/1.0. ``Connection: close`` on either side ends the
+  connection after the cycle, and so does a response sent before the
+  request was completely received (the rest of its body would have to be
+  read and thrown away). The response then carries ``Connection: close``.
+
+Hostile input is bounded: the request line and header section together may
+hold at most ``max_header_size`` bytes, a line at most ``max_line_length``,
+there may be at most ``max_header_count`` fields, and optionally a body at
+most ``max_body_size`` bytes. Bodies are never buffered (each ``Data`` event
+hands over what has arrived), so while the caller feeds data only when
+asked (:data:`NEED_DATA`), the buffer never holds much more than one header
+section. Input that breaks a rule raises :class:`RemoteProtocolError`,
+whose ``status_code`` is the response the client deserves (400, 413, 414,
+431, 501 or 505); the caller may still send that response, after which the
+connection must close.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import TypeAlias, final
+
+import attrs
+
+from ._receive_buffer import ReceiveBuffer
+
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "InformationalResponse",
+    "LocalProtocolError",
+    "Pause",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "ServerConnection",
+]
+
+Headers: TypeAlias = Sequence[tuple[bytes, bytes]]
+
+# Byte classes, as translate() deletion tables: `value.translate(None, TABLE)`
+# keeps only the bytes *not* in TABLE, so an empty result means every byte
+# was allowed. One C-level pass, no regular expression to backtrack.
+_DIGITS = b"0123456789"
+_HEX_DIGITS = _DIGITS + b"abcdefABCDEF"
+_TOKEN = b"!#$%&'*+-.^_`|~" + _DIGITS + bytes(range(0x41, 0x5B)) + bytes(range(0x61, 0x7B))
+_TARGET = bytes(range(0x21, 0x7F))  # visible ASCII
+_FIELD_VALUE = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+_CHUNK_EXTENSION = _FIELD_VALUE
+_OWS = b" \t"
+
+# Content-Length values longer than this are refused as too large (413):
+# 18 digits is about an exabyte, and keeps the integer small.
+_MAX_LENGTH_DIGITS = 18
+# A chunk size of more than 16 hex digits cannot fit in 64 bits.
+_MAX_CHUNK_SIZE_DIGITS = 16
+
+
+# ---------------------------------------------------------------------------
+# Errors and events
+# ---------------------------------------------------------------------------
+
+
+class RemoteProtocolError(Exception):
+    """The client broke the protocol. ``status_code`` is the response it
+    deserves (400, 413, 414, 431, 501 or 505); after it, the connection can
+    only send that response and close."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        #: The HTTP status of the error response to send.
+        self.status_code = status_code
+
+
+class LocalProtocolError(Exception):
+    """The server's own events broke the protocol (a body longer than its
+    ``Content-Length``, a response with no request, a forbidden byte in a
+    header, ...): a bug in the caller, not something the client did."""
+
+
+class Pause(enum.Enum):
+    """What :meth:`ServerConnection.next_event` returns when it has no event."""
+
+    #: More bytes from the client are needed: receive some and feed them.
+    NEED_DATA = "need data"
+    #: Nothing more will be parsed until the current response is complete;
+    #: if it is, the connection is finished (see ``must_close``).
+    PAUSED = "paused"
+
+
+NEED_DATA = Pause.NEED_DATA
+PAUSED = Pause.PAUSED
+
+
+@attrs.frozen
+class Request:
+    """A request line and its header fields.
+
+    ``method``, ``target`` and ``http_version`` (``b"1.1"`` or ``b"1.0"``)
+    are as sent; ``headers`` are ``(name, value)`` pairs in order, names
+    lowercased, values stripped of surrounding whitespace.
+    """
+
+    method: bytes
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    http_version: bytes = b"1.1"
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of the first field called ``name`` (lowercase), or ``None``."""
+        for field_name, value in self.headers:
+            if field_name == name:
+                return value
+        return None
+
+
+@attrs.frozen
+class InformationalResponse:
+    """A 1xx interim response (such as 100 Continue), sent before the
+    :class:`Response`. 101 (Switching Protocols) is not supported."""
+
+    status_code: int
+    headers: Headers = ()
+    reason: bytes = b""
+
+
+@attrs.frozen
+class Response:
+    """A final response's status line and header fields (the body follows
+    as :class:`Data`, and :class:`EndOfMessage` ends it).
+
+    ``reason`` defaults to the standard phrase for the status code.
+    """
+
+    status_code: int
+    headers: Headers = ()
+    reason: bytes = b""
+
+
+@attrs.frozen
+class Data:
+    """A piece of a message body."""
+
+    data: bytes
+
+
+@attrs.frozen
+class EndOfMessage:
+    """The end of a message; ``trailers`` are the fields after a chunked
+    body (lowercased names), if any."""
+
+    trailers: list[tuple[bytes, bytes]] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class ConnectionClosed:
+    """The client closed the connection, cleanly, between requests."""
+
+
+#: What :meth:`ServerConnection.next_event` returns.
+Event: TypeAlias = Request | Data | EndOfMessage | ConnectionClosed | Pause
+
+
+# ---------------------------------------------------------------------------
+# Parsing helpers
+# ---------------------------------------------------------------------------
+
+
+def _is_token(value: bytes) -> bool:
+    return bool(value) and not value.translate(None, _TOKEN)
+
+
+def _parse_field(line: bytes, status_code: int) -> tuple[bytes, bytes]:
+    """One ``name: value`` line (no CRLF) as a lowercased name and a value
+    without surrounding whitespace."""
+    name, colon, value = line.partition(b":")
+    if not colon:
+        if line[:1] in (b" ", b"\t"):
+            raise RemoteProtocolError("obsolete line folding in a header field", status_code)
+        raise RemoteProtocolError(f"header line without a colon: {line[:40]!r}", status_code)
+    if not _is_token(name):
+        raise RemoteProtocolError(f"invalid header field name: {name[:40]!r}", status_code)
+    if value.translate(None, _FIELD_VALUE):
+        raise RemoteProtocolError(f"invalid byte in the value of {name[:40]!r}", status_code)
+    return name.lower(), value.strip(_OWS)
+
+
+def _comma_list(headers: Headers, name: bytes) -> list[bytes]:
+    """The lowercased, comma-separated elements of every ``name`` field."""
+    return [
+        element.strip(_OWS).lower()
+        for field_name, value in headers
+        if field_name == name
+        for element in value.split(b",")
+        if element.strip(_OWS)
+    ]
+
+
+class _Side(enum.Enum):
+    IDLE = "idle"
+    BODY = "body"
+    DONE = "done"
+    ERROR = "error"
+
+
+class _Body(enum.Enum):
+    NONE = "none"  # no body (or one the peer must not see: HEAD, 204, 304)
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until close"
+
+
+class _Chunk(enum.Enum):
+    SIZE = "size line"
+    DATA = "data"
+    DATA_END = "CRLF after data"
+    TRAILERS = "trailers"
+
+
+# ---------------------------------------------------------------------------
+# The connection
+# ---------------------------------------------------------------------------
+
+
+@final
+class ServerConnection:
+    """The server side of one HTTP/1.1 connection, as a state machine.
+
+    Feed it what the client sent with :meth:`receive_data`, and take
+    events out with :meth:`next_event` until it returns :data:`NEED_DATA`
+    (feed more) or :data:`PAUSED` (respond first, or close). Respond with
+    :meth:`send`, which returns the bytes to write::
+
+        conn = ServerConnection()
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                conn.receive_data(await stream.receive_some())
+            elif isinstance(event, Request):
+                ...                      # then Data..., EndOfMessage follow
+            elif isinstance(event, EndOfMessage):
+                await stream.send_all(
+                    conn.send(Response(200, [(b"content-length", b"2")]))
+                    + conn.send(Data(b"ok"))
+                    + conn.send(EndOfMessage())
+                )
+            else:                        # ConnectionClosed, or PAUSED: finished
+                break
+
+    To receive without a copy, fill :attr:`buffer` directly
+    (``await conn.buffer.receive_from(stream)``, then
+    ``conn.receive_data(b"")`` if that returned 0).
+    """
+
+    __slots__ = (
+        "_body_left",
+        "_chunk",
+        "_chunked_total",
+        "_eof",
+        "_error",
+        "_header_search",
+        "_request_body",
+        "_request_side",
+        "_response_body",
+        "_response_left",
+        "_response_side",
+        "buffer",
+        "client_is_waiting_for_100_continue",
+        "keep_alive",
+        "max_body_size",
+        "max_header_count",
+        "max_header_size",
+        "max_line_length",
+        "request",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_header_size: int = 16384,
+        max_header_count: int = 100,
+        max_line_length: int = 8192,
+        max_body_size: int | None = None,
+    ) -> None:
+        #: Most bytes in a request line plus header section (or trailer
+        #: section); more is 431 (Request Header Fields Too Large).
+        self.max_header_size = max_header_size
+        #: Most header (or trailer) fields in a request; more is 431.
+        self.max_header_count = max_header_count
+        #: Longest line: a longer request line is 414 (URI Too Long), a
+        #: longer header line 431, a longer chunk-size line 400.
+        self.max_line_length = max_line_length
+        #: Largest request body, or ``None`` for no limit; more is 413.
+        self.max_body_size = max_body_size
+        #: The bytes received and not parsed yet.
+        self.buffer = ReceiveBuffer()
+        #: The request of the current cycle, once its head has been parsed.
+        self.request: Request | None = None
+        #: Whether the connection will go on to another cycle after this one.
+        self.keep_alive = True
+        #: Whether the client sent ``Expect: 100-continue`` and is waiting
+        #: for a response (any, even interim) before it sends the body.
+        self.client_is_waiting_for_100_continue = False
+        self._request_side = _Side.IDLE
+        self._response_side = _Side.IDLE
+        self._request_body = _Body.NONE
+        self._response_body = _Body.NONE
+        self._body_left = 0
+        self._response_left = 0
+        self._chunk = _Chunk.SIZE
+        self._chunked_total = 0
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+        # How far the search for the end of the header section got.
+        self._header_search = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<shardio_net.http.ServerConnection request {self._request_side.value}, "
+            f"response {self._response_side.value}, keep_alive={self.keep_alive}>"
+        )
+
+    @property
+    def must_close(self) -> bool:
+        """Whether the connection is finished: the cycle is complete (or the
+        client broke the protocol) and there will be no other."""
+        finished = self._response_side is _Side.DONE or self._error is not None
+        return finished and not self.keep_alive
+
+    # -- receiving ------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the client; ``b""`` means the client
+        closed its side of the connection (end-of-file).
+
+        Raises :class:`RuntimeError` for data after end-of-file.
+        """
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after end-of-file")
+        self.buffer.append(data)
+
+    def next_event(self) -> Event:
+        """The next event the received bytes make, or :data:`NEED_DATA`, or
+        :data:`PAUSED`.
+
+        Raises :class:`RemoteProtocolError` if the client broke the protocol
+        (and again on every later call).
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_event()
+        except RemoteProtocolError as error:
+            self._fail(error)
+            raise
+
+    def _fail(self, error: RemoteProtocolError) -> None:
+        self._error = error
+        self._request_side = _Side.ERROR
+        self.keep_alive = False
+
+    def _next_event(self) -> Event:
+        side = self._request_side
+        if side is _Side.IDLE:
+            return self._next_request()
+        if side is _Side.BODY:
+            return self._next_body_event()
+        # DONE: the next request waits until this cycle is over.
+        return PAUSED
+
+    def _next_request(self) -> Event:
+        buffer = self.buffer
+        # Empty lines before a request line are to be ignored (RFC 9112 2.2).
+        while buffer.startswith(b"\r\n"):
+            buffer.skip(2)
+        end = buffer.find(b"\r\n\r\n", self._header_search)
+        if end < 0:
+            return self._incomplete_head()
+        self._header_search = 0
+        if end + 4 > self.max_header_size:
+            raise RemoteProtocolError("the request's header section is too large", 431)
+        head = bytes(buffer.take(end + 4)[:end])
+        request = self._parse_head(head)
+        self._start_request(request)
+        return request
+
+    def _incomplete_head(self) -> Event:
+        buffer = self.buffer
+        size = len(buffer)
+        if buffer.find(b"\n\n", self._header_search) >= 0:
+            # Not a valid head, and the CRLF CRLF we wait for may never come.
+            raise RemoteProtocolError("lines must end with CRLF, not a bare LF")
+        first_line_end = buffer.find(b"\r\n")
+        if (first_line_end < 0 and size > self.max_line_length) or (
+            first_line_end > self.max_line_length
+        ):
+            raise RemoteProtocolError("the request line is too long", 414)
+        if size > self.max_header_size:
+            raise RemoteProtocolError("the request's header section is too large", 431)
+        if self._eof:
+            if size:
+                raise RemoteProtocolError("the client closed the connection mid-request")
+            return ConnectionClosed()
+        self._header_search = max(0, size - 3)
+        return NEED_DATA
+
+    def _parse_head(self, head: bytes) -> Request:
+        lines = head.split(b"\r\n")
+        method, target, version = self._parse_request_line(lines[0])
+        if len(lines) - 1 > self.max_header_count:
+            raise RemoteProtocolError("too many header fields", 431)
+        headers = []
+        for line in lines[1:]:
+            if len(line) > self.max_line_length:
+                raise RemoteProtocolError("a header line is too long", 431)
+            headers.append(_parse_field(line, 400))
+        return Request(method=method, target=target, headers=headers, http_version=version)
+
+    def _parse_request_line(self, line: bytes) -> tuple[bytes, bytes, bytes]:
+        if len(line) > self.max_line_length:
+            raise RemoteProtocolError("the request line is too long", 414)
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise RemoteProtocolError(f"malformed request line: {line[:60]!r}")
+        method, target, version = parts
+        if not _is_token(method):
+            raise RemoteProtocolError(f"invalid method: {method[:20]!r}")
+        if not target or target.translate(None, _TARGET):
+            raise RemoteProtocolError("invalid request target")
+        if (
+            len(version) != 8
+            or not version.startswith(b"HTTP/")
+            or version[6:7] != b"."
+            or version[5:6].translate(None, _DIGITS)
+            or version[7:8].translate(None, _DIGITS)
+        ):
+            raise RemoteProtocolError(f"invalid HTTP version: {version[:20]!r}")
+        if version[5:6] != b"1":
+            raise RemoteProtocolError(f"unsupported HTTP version: {version!r}", 505)
+        return method, target, version[5:]
+
+    def _start_request(self, request: Request) -> None:
+        headers = request.headers
+        http_11 = request.http_version != b"1.0"
+        hosts = sum(1 for name, _ in headers if name == b"host")
+        if http_11 and hosts != 1:
+            raise RemoteProtocolError("an HTTP/1.1 request needs exactly one Host field")
+        connection = _comma_list(headers, b"connection")
+        self.keep_alive = b"close" not in connection and (http_11 or b"keep-alive" in connection)
+        self.client_is_waiting_for_100_continue = http_11 and b"100-continue" in _comma_list(
+            headers, b"expect"
+        )
+        codings = _comma_list(headers, b"transfer-encoding")
+        lengths = [value for name, value in headers if name == b"content-length"]
+        if codings:
+            if lengths:
+                raise RemoteProtocolError("both Transfer-Encoding and Content-Length")
+            if not http_11:
+                raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+            if codings != [b"chunked"]:
+                raise RemoteProtocolError("unsupported transfer coding", 501)
+            self._request_body = _Body.CHUNKED
+            self._chunk = _Chunk.SIZE
+            self._body_left = 0
+            self._chunked_total = 0
+        elif lengths:
+            self._request_body = _Body.LENGTH
+            self._body_left = self._content_length(lengths)
+        else:
+            self._request_body = _Body.NONE
+        self.request = request
+        self._request_side = _Side.BODY
+        self._response_side = _Side.IDLE
+
+    def _content_length(self, values: list[bytes]) -> int:
+        elements = {element.strip(_OWS) for value in values for element in value.split(b",")}
+        if len(elements) != 1:
+            raise RemoteProtocolError("conflicting Content-Length values")
+        [length] = elements
+        if not length or length.translate(None, _DIGITS):
+            raise RemoteProtocolError(f"invalid Content-Length: {length[:20]!r}")
+        if len(length) > _MAX_LENGTH_DIGITS:
+            raise RemoteProtocolError("the request body is too large", 413)
+        size = int(length)
+        self._check_body_size(size)
+        return size
+
+    def _check_body_size(self, size: int) -> None:
+        if self.max_body_size is not None and size > self.max_body_size:
+            raise RemoteProtocolError("the request body is too large", 413)
+
+    def _next_body_event(self) -> Event:
+        body = self._request_body
+        if body is _Body.NONE:
+            return self._end_request([])
+        if body is _Body.LENGTH:
+            if not self._body_left:
+                return self._end_request([])
+            return self._body_data(self._body_left) or self._body_need_data()
+        return self._next_chunked_event()
+
+    def _body_data(self, most: int) -> Data | None:
+        count = min(most, len(self.buffer))
+        if not count:
+            return None
+        self._body_left -= count
+        self.client_is_waiting_for_100_continue = False
+        return Data(self.buffer.take_bytes(count))
+
+    def _body_need_data(self) -> Pause:
+        if self._eof:
+            raise RemoteProtocolError("the client closed the connection mid-body")
+        return NEED_DATA
+
+    def _next_chunked_event(self) -> Event:
+        buffer = self.buffer
+        while True:
+            state = self._chunk
+            if state is _Chunk.DATA:
+                data = self._body_data(self._body_left)
+                if data is None:
+                    return self._body_need_data()
+                if not self._body_left:
+                    self._chunk = _Chunk.DATA_END
+                return data
+            if state is _Chunk.DATA_END:
+                if len(buffer) < 2:
+                    return self._body_need_data()
+                if not buffer.startswith(b"\r\n"):
+                    raise RemoteProtocolError("chunk data not followed by CRLF")
+                buffer.skip(2)
+                self._chunk = _Chunk.SIZE
+            elif state is _Chunk.SIZE:
+                line = buffer.take_until(b"\r\n")
+                if line is None:
+                    if len(buffer) > self.max_line_length:
+                        raise RemoteProtocolError("a chunk-size line is too long")
+                    return self._body_need_data()
+                if len(line) > self.max_line_length:
+                    raise RemoteProtocolError("a chunk-size line is too long")
+                size = self._parse_chunk_size(bytes(line))
+                self._chunked_total += size
+                self._check_body_size(self._chunked_total)
+                if size:
+                    self._body_left = size
+                    self._chunk = _Chunk.DATA
+                else:
+                    self._chunk = _Chunk.TRAILERS
+                    self._header_search = 0
+            else:
+                return self._trailers()
+
+    def _parse_chunk_size(self, line: bytes) -> int:
+        digits, _, extension = line.partition(b";")
+        digits = digits.rstrip(_OWS)
+        if not digits or digits.translate(None, _HEX_DIGITS):
+            raise RemoteProtocolError(f"invalid chunk size: {line[:20]!r}")
+        if len(digits) > _MAX_CHUNK_SIZE_DIGITS:
+            raise RemoteProtocolError("a chunk is too large", 413)
+        if extension.translate(None, _CHUNK_EXTENSION):
+            raise RemoteProtocolError("invalid byte in a chunk extension")
+        return int(digits, 16)
+
+    def _trailers(self) -> Event:
+        buffer = self.buffer
+        if buffer.startswith(b"\r\n"):
+            buffer.skip(2)
+            return self._end_request([])
+        end = buffer.find(b"\r\n\r\n", self._header_search)
+        if end < 0:
+            if len(buffer) > self.max_header_size:
+                raise RemoteProtocolError("the trailer section is too large", 431)
+            self._header_search = max(0, len(buffer) - 3)
+            return self._body_need_data()
+        if end + 4 > self.max_header_size:
+            raise RemoteProtocolError("the trailer section is too large", 431)
+        lines = bytes(buffer.take(end + 4)[:end]).split(b"\r\n")
+        if len(lines) > self.max_header_count:
+            raise RemoteProtocolError("too many trailer fields", 431)
+        trailers = []
+        for line in lines:
+            if len(line) > self.max_line_length:
+                raise RemoteProtocolError("a trailer line is too long", 431)
+            trailers.append(_parse_field(line, 400))
+        return self._end_request(trailers)
+
+    def _end_request(self, trailers: list[tuple[bytes, bytes]]) -> EndOfMessage:
+        self._request_side = _Side.DONE
+        self._header_search = 0
+        self._maybe_next_cycle()
+        return EndOfMessage(trailers)
+
+    # -- sending --------------------------------------------------------------
+
+    def send(self, event: InformationalResponse | Response | Data | EndOfMessage) -> bytes:
+        """The bytes that send ``event`` to the client.
+
+        Raises :class:`LocalProtocolError` if ``event`` does not fit the
+        state of the exchange (see the module docs for the framing rules).
+        """
+        if isinstance(event, Data):
+            return self._send_data(event.data)
+        if isinstance(event, EndOfMessage):
+            return self._send_end()
+        if isinstance(event, Response):
+            return self._send_response(event)
+        if isinstance(event, InformationalResponse):
+            return self._send_informational(event)
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def _check_can_respond(self) -> None:
+        if self._response_side is not _Side.IDLE:
+            raise LocalProtocolError("a response was already sent in this cycle")
+        if self.request is None and self._error is None:
+            raise LocalProtocolError("there is no request to respond to")
+
+    def _send_informational(self, event: InformationalResponse) -> bytes:
+        self._check_can_respond()
+        if not 100 <= event.status_code < 200 or event.status_code == 101:
+            raise LocalProtocolError(
+                f"an informational response needs a 1xx status other than 101, "
+                f"not {event.status_code}"
+            )
+        self.client_is_waiting_for_100_continue = False
+        return _head(event.status_code, event.reason, list(event.headers))
+
+    def _send_response(self, event: Response) -> bytes:
+        self._check_can_respond()
+        status = event.status_code
+        if not 200 <= status < 1000:
+            raise LocalProtocolError(f"a final response needs a status of 200-999, not {status}")
+        headers = list(event.headers)
+        lowered = [(name.lower(), value) for name, value in headers]
+        request = self.request
+        http_10 = request is not None and request.http_version == b"1.0"
+        if self._request_side is not _Side.DONE:
+            # Responding before the whole request arrived: what is left of
+            # it would have to be read and discarded. Close instead.
+            self.keep_alive = False
+        connection = _comma_list(lowered, b"connection")
+        if b"close" in connection:
+            self.keep_alive = False
+        lengths = [value for name, value in lowered if name == b"content-length"]
+        codings = _comma_list(lowered, b"transfer-encoding")
+        if status in (204, 304) or (request is not None and request.method == b"HEAD"):
+            if status == 204 and (lengths or codings):
+                raise LocalProtocolError("a 204 response cannot have a body or body framing")
+            body = _Body.NONE
+        elif lengths:
+            if codings:
+                raise LocalProtocolError("both Content-Length and Transfer-Encoding")
+            if len(lengths) != 1 or not lengths[0] or lengths[0].translate(None, _DIGITS):
+                raise LocalProtocolError(f"invalid Content-Length: {lengths!r}")
+            body = _Body.LENGTH
+            self._response_left = int(lengths[0])
+        elif codings and codings != [b"chunked"]:
+            raise LocalProtocolError("only the chunked transfer coding is supported")
+        elif http_10:
+            # An HTTP/1.0 client does not know chunked: end the body by closing.
+            headers = [
+                field
+                for field, (name, _) in zip(headers, lowered, strict=True)
+                if name != b"transfer-encoding"
+            ]
+            body = _Body.UNTIL_CLOSE
+            self.keep_alive = False
+        else:
+            body = _Body.CHUNKED
+            if not codings:
+                headers.append((b"transfer-encoding", b"chunked"))
+        if not self.keep_alive and b"close" not in connection:
+            headers.append((b"connection", b"close"))
+        elif self.keep_alive and http_10 and b"keep-alive" not in connection:
+            headers.append((b"connection", b"keep-alive"))
+        self._response_body = body
+        self._response_side = _Side.BODY
+        self.client_is_waiting_for_100_continue = False
+        return _head(status, event.reason, headers)
+
+    def _send_data(self, data: bytes) -> bytes:
+        if self._response_side is not _Side.BODY:
+            raise LocalProtocolError("Data can only be sent after a Response")
+        body = self._response_body
+        if body is _Body.NONE:
+            request = self.request
+            if request is not None and request.method == b"HEAD":
+                return b""  # a HEAD response has no body: drop it
+            if data:
+                raise LocalProtocolError("this response cannot have a body")
+            return b""
+        if body is _Body.LENGTH:
+            if len(data) > self._response_left:
+                raise LocalProtocolError("more body than the response's Content-Length")
+            self._response_left -= len(data)
+            return bytes(data)
+        if body is _Body.CHUNKED:
+            if not data:
+                return b""
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return bytes(data)
+
+    def _send_end(self) -> bytes:
+        if self._response_side is not _Side.BODY:
+            raise LocalProtocolError("EndOfMessage can only be sent after a Response")
+        body = self._response_body
+        if body is _Body.LENGTH and self._response_left:
+            raise LocalProtocolError(
+                f"the response body is {self._response_left} bytes short of its Content-Length"
+            )
+        self._response_side = _Side.DONE
+        self._maybe_next_cycle()
+        return b"0\r\n\r\n" if body is _Body.CHUNKED else b""
+
+    # -- cycles ---------------------------------------------------------------
+
+    def _maybe_next_cycle(self) -> None:
+        if (
+            self._request_side is _Side.DONE
+            and self._response_side is _Side.DONE
+            and self.keep_alive
+        ):
+            self._request_side = _Side.IDLE
+            self._response_side = _Side.IDLE
+            self.request = None
+            self._request_body = self._response_body = _Body.NONE
+
+
+def _head(status_code: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A status line and header section, checked for bytes that would let a
+    header value smuggle in another header or a body."""
+    if not reason:
+        try:
+            reason = HTTPStatus(status_code).phrase.encode("ascii")
+        except ValueError:
+            reason = b""
+    elif reason.translate(None, _FIELD_VALUE):
+        raise LocalProtocolError(f"invalid byte in the reason phrase {reason!r}")
+    parts = [b"HTTP/1.1 %d %b\r\n" % (status_code, reason)]
+    for name, value in headers:
+        if not _is_token(name):
+            raise LocalProtocolError(f"invalid header field name {name!r}")
+        if value.translate(None, _FIELD_VALUE):
+            raise LocalProtocolError(f"invalid byte in the value of header {name!r}")
+        parts.append(b"%b: %b\r\n" % (name, value))
+    parts.append(b"\r\n")
+    return b"".join(parts)

@@ -1,0 +1,594 @@
+"""shardio_net.http: the sans-io HTTP/1.1 server state machine, with no sockets."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shardio_net.http import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    InformationalResponse,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Request,
+    Response,
+    ServerConnection,
+)
+
+
+def events(conn: ServerConnection) -> list[Event]:
+    """Every event available now, up to and including NEED_DATA or PAUSED."""
+    out: list[Event] = []
+    while True:
+        event = conn.next_event()
+        out.append(event)
+        if event is NEED_DATA or event is PAUSED or isinstance(event, ConnectionClosed):
+            return out
+
+
+def respond(conn: ServerConnection, body: bytes = b"ok") -> bytes:
+    length = str(len(body)).encode()
+    return (
+        conn.send(Response(200, [(b"content-length", length)]))
+        + conn.send(Data(body))
+        + conn.send(EndOfMessage())
+    )
+
+
+def connection_with(data: bytes, **limits: int) -> ServerConnection:
+    conn = ServerConnection(**limits)
+    conn.receive_data(data)
+    return conn
+
+
+GET = b"GET /index.html HTTP/1.1\r\nHost: example.org\r\n\r\n"
+
+# ---------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------
+
+
+def test_a_get_request_is_a_request_then_the_end_of_the_message() -> None:
+    conn = connection_with(GET)
+    assert events(conn) == [
+        Request(b"GET", b"/index.html", [(b"host", b"example.org")], b"1.1"),
+        EndOfMessage(),
+        PAUSED,
+    ]
+    assert conn.request is not None and conn.request.target == b"/index.html"
+
+
+def test_header_names_are_lowercased_and_values_stripped_in_order() -> None:
+    conn = connection_with(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Thing:   spaced out \t\r\nx-thing: two\r\nEmpty:\r\n\r\n"
+    )
+    request = conn.next_event()
+    assert isinstance(request, Request)
+    assert request.headers == [
+        (b"host", b"a"),
+        (b"x-thing", b"spaced out"),
+        (b"x-thing", b"two"),
+        (b"empty", b""),
+    ]
+    assert request.header(b"x-thing") == b"spaced out"
+    assert request.header(b"missing") is None
+
+
+def test_a_content_length_body_arrives_as_data_as_it_comes_in() -> None:
+    conn = connection_with(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123")
+    assert events(conn)[1:] == [Data(b"0123"), NEED_DATA]
+    conn.receive_data(b"456789GET")  # the end of the body, and the next request
+    assert events(conn) == [Data(b"456789"), EndOfMessage(), PAUSED]
+
+
+def test_a_chunked_body_with_extensions_and_trailers() -> None:
+    conn = connection_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;name=value\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\n"
+        b"Checksum: abc\r\n\r\n"
+    )
+    assert events(conn)[1:] == [
+        Data(b"hello"),
+        Data(b" "),
+        Data(b"0123456789"),
+        EndOfMessage([(b"checksum", b"abc")]),
+        PAUSED,
+    ]
+
+
+def test_empty_lines_before_a_request_are_ignored() -> None:
+    conn = connection_with(b"\r\n\r\n" + GET)
+    assert isinstance(conn.next_event(), Request)
+
+
+def test_pipelined_requests_wait_for_each_response_in_turn() -> None:
+    conn = connection_with(GET.replace(b"index", b"one") + GET.replace(b"index", b"two"))
+    first = events(conn)
+    assert [type(event) for event in first] == [Request, EndOfMessage, type(PAUSED)]
+    assert isinstance(first[0], Request) and first[0].target == b"/one.html"
+    respond(conn)
+    second = events(conn)
+    assert isinstance(second[0], Request) and second[0].target == b"/two.html"
+    respond(conn)
+    assert events(conn) == [NEED_DATA]
+    assert not conn.must_close
+
+
+def test_a_client_closing_between_requests_is_connection_closed() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    respond(conn)
+    conn.receive_data(b"")
+    assert conn.next_event() == ConnectionClosed()
+    assert conn.next_event() == ConnectionClosed()
+    with pytest.raises(RuntimeError, match="after end-of-file"):
+        conn.receive_data(b"more")
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [b"GET / HT", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab"],
+    ids=["mid-head", "mid-body"],
+)
+def test_a_client_closing_mid_request_is_a_protocol_error(partial: bytes) -> None:
+    conn = connection_with(partial)
+    events(conn)
+    conn.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="closed the connection mid"):
+        events(conn)
+
+
+def test_expect_100_continue_is_reported_until_a_response_or_body() -> None:
+    conn = connection_with(
+        b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    )
+    conn.next_event()
+    assert conn.client_is_waiting_for_100_continue
+    assert conn.send(InformationalResponse(100)) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert not conn.client_is_waiting_for_100_continue
+    conn.receive_data(b"hi")
+    assert events(conn) == [Data(b"hi"), EndOfMessage(), PAUSED]
+
+
+def test_feeding_the_buffer_directly_is_the_same_as_receive_data() -> None:
+    conn = ServerConnection()
+    view = conn.buffer.reserve(len(GET))
+    view[: len(GET)] = GET
+    conn.buffer.commit(len(GET))
+    assert isinstance(conn.next_event(), Request)
+
+
+# ---------------------------------------------------------------------------
+# Keep-alive
+# ---------------------------------------------------------------------------
+
+
+def test_http11_keeps_the_connection_alive_by_default() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    assert b"connection" not in respond(conn).lower()
+    assert conn.keep_alive and not conn.must_close
+
+
+def test_connection_close_from_the_client_ends_the_connection_after_the_response() -> None:
+    conn = connection_with(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" + GET)
+    events(conn)
+    assert b"connection: close\r\n" in respond(conn)
+    assert conn.must_close
+    assert conn.next_event() is PAUSED  # the pipelined GET is never parsed
+
+
+def test_connection_close_from_the_server_ends_the_connection() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    wire = conn.send(Response(200, [(b"Connection", b"close"), (b"Content-Length", b"0")]))
+    conn.send(EndOfMessage())
+    assert wire.count(b"close") == 1
+    assert conn.must_close
+
+
+def test_http10_closes_by_default_and_keeps_alive_when_asked() -> None:
+    conn = connection_with(b"GET / HTTP/1.0\r\n\r\n")
+    events(conn)
+    assert b"connection: close\r\n" in respond(conn)
+    assert conn.must_close
+
+    conn = connection_with(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    events(conn)
+    assert b"connection: keep-alive\r\n" in respond(conn)
+    assert not conn.must_close
+    assert conn.next_event() is NEED_DATA
+
+
+def test_a_response_sent_before_the_request_body_arrived_closes_the_connection() -> None:
+    conn = connection_with(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+    conn.next_event()
+    wire = conn.send(Response(413, [(b"content-length", b"0")]))
+    conn.send(EndOfMessage())
+    assert wire.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert b"connection: close\r\n" in wire
+    assert conn.must_close
+
+
+# ---------------------------------------------------------------------------
+# Responses
+# ---------------------------------------------------------------------------
+
+
+def test_a_response_with_content_length_is_sent_as_is() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    assert respond(conn, b"hello") == (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+
+
+def test_a_response_without_framing_is_chunked_for_http11() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    wire = conn.send(Response(200, [(b"content-type", b"text/plain")]))
+    wire += conn.send(Data(b"hello")) + conn.send(Data(b"")) + conn.send(Data(b" world!"))
+    wire += conn.send(EndOfMessage())
+    assert wire == (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n7\r\n world!\r\n0\r\n\r\n"
+    )
+
+
+def test_a_response_without_framing_is_delimited_by_closing_for_http10() -> None:
+    conn = connection_with(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    events(conn)
+    wire = conn.send(Response(200, [(b"Transfer-Encoding", b"chunked")]))
+    wire += conn.send(Data(b"raw")) + conn.send(EndOfMessage())
+    assert wire == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nraw"
+    assert conn.must_close
+
+
+def test_head_responses_drop_the_body_so_get_handlers_serve_head() -> None:
+    conn = connection_with(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+    events(conn)
+    assert respond(conn, b"the body") == b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n"
+    assert conn.next_event() is NEED_DATA  # and the connection goes on
+
+
+def test_204_and_304_have_no_body() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    with pytest.raises(LocalProtocolError, match="204"):
+        conn.send(Response(204, [(b"content-length", b"0")]))
+    assert conn.send(Response(304)) == b"HTTP/1.1 304 Not Modified\r\n\r\n"
+    with pytest.raises(LocalProtocolError, match="cannot have a body"):
+        conn.send(Data(b"x"))
+    assert conn.send(EndOfMessage()) == b""
+
+
+def test_the_reason_phrase_defaults_to_the_standard_one() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    assert conn.send(Response(599, [(b"content-length", b"0")])).startswith(b"HTTP/1.1 599 \r\n")
+    conn = connection_with(GET)
+    events(conn)
+    assert conn.send(Response(200, reason=b"Fine")).startswith(b"HTTP/1.1 200 Fine\r\n")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"x-injected", b"a\r\nset-cookie: evil")],
+        [(b"bad name", b"x")],
+        [(b"x", b"nul\x00")],
+    ],
+)
+def test_header_injection_through_a_response_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
+    conn = connection_with(GET)
+    events(conn)
+    with pytest.raises(LocalProtocolError, match="invalid"):
+        conn.send(Response(200, headers))
+
+
+def test_body_size_must_match_the_content_length() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    conn.send(Response(200, [(b"content-length", b"3")]))
+    with pytest.raises(LocalProtocolError, match="more body"):
+        conn.send(Data(b"four"))
+    conn.send(Data(b"ab"))
+    with pytest.raises(LocalProtocolError, match="1 bytes short"):
+        conn.send(EndOfMessage())
+
+
+def test_events_out_of_order_are_local_protocol_errors() -> None:
+    conn = ServerConnection()
+    with pytest.raises(LocalProtocolError, match="no request"):
+        conn.send(Response(200))
+    conn.receive_data(GET)
+    events(conn)
+    with pytest.raises(LocalProtocolError, match="after a Response"):
+        conn.send(Data(b"x"))
+    with pytest.raises(LocalProtocolError, match="after a Response"):
+        conn.send(EndOfMessage())
+    with pytest.raises(LocalProtocolError, match="1xx"):
+        conn.send(InformationalResponse(101))
+    conn.send(Response(200))
+    with pytest.raises(LocalProtocolError, match="already sent"):
+        conn.send(Response(200))
+
+
+# ---------------------------------------------------------------------------
+# Bad requests and limits
+# ---------------------------------------------------------------------------
+
+H = b"Host: a\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (b"GET /\r\n\r\n", 400, "malformed request line"),
+        (b"G(T / HTTP/1.1\r\n\r\n", 400, "invalid method"),
+        (b"GET /\x01 HTTP/1.1\r\n\r\n", 400, "malformed request line|invalid request target"),
+        (b"GET / HTTP/2.0\r\n\r\n", 505, "unsupported HTTP version"),
+        (b"GET / HTTP/1.1x\r\n\r\n", 400, "invalid HTTP version"),
+        (b"GET / HTTP/1.1\r\nHost\r\n\r\n", 400, "without a colon"),
+        (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, "invalid header field name"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400, "line folding"),
+        (b"GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n", 400, "invalid byte"),
+        (b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", 400, "invalid byte"),
+        (b"GET / HTTP/1.1\nHost: a\n\n", 400, "bare LF"),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "exactly one Host"),
+        (b"GET / HTTP/1.1\r\n" + H + H + b"\r\n", 400, "exactly one Host"),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            400,
+            "both",
+        ),
+        (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501, "coding"),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0"),
+        (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 2\r\n\r\n", 400, "conflicting"),
+        (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400, "invalid Content"),
+        (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 19 + b"\r\n\r\n", 413, "large"),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            "invalid chunk size",
+        ),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
+            400,
+            "not followed by CRLF",
+        ),
+        (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"f" * 17
+            + b"\r\n",
+            413,
+            "too large",
+        ),
+    ],
+)
+def test_malformed_requests_raise_with_the_status_to_answer(
+    data: bytes, status: int, message: str
+) -> None:
+    conn = connection_with(data)
+    with pytest.raises(RemoteProtocolError, match=message) as caught:
+        events(conn)
+    assert caught.value.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
+        (b"GET /" + b"a" * 100, 414),  # no line end yet, already too long
+        (b"GET / HTTP/1.1\r\n" + H + b"X: " + b"v" * 100 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\n" + H + b"".join(b"X%d: v\r\n" % i for i in range(10)) + b"\r\n", 431),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: vvvvvvvv\r\n" % i for i in range(30)), 431),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1" + b" " * 100,
+            400,
+        ),
+        (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1001\r\n\r\n", 413),
+        (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"200\r\n"
+            + b"x" * 512
+            + b"\r\n200\r\n",
+            413,
+        ),
+        (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
+            + b"".join(b"T-%d: vvvvvvvv\r\n" % i for i in range(30)),
+            431,
+        ),
+    ],
+    ids=[
+        "long request line",
+        "long partial request line",
+        "long header line",
+        "too many headers",
+        "header section too large",
+        "long chunk-size line",
+        "content-length over the body limit",
+        "chunks over the body limit",
+        "trailer section too large",
+    ],
+)
+def test_limits_give_clear_errors(data: bytes, status: int) -> None:
+    conn = connection_with(
+        data, max_line_length=64, max_header_count=8, max_header_size=256, max_body_size=1000
+    )
+    with pytest.raises(RemoteProtocolError) as caught:
+        events(conn)
+    assert caught.value.status_code == status
+
+
+def test_after_a_protocol_error_the_error_response_can_be_sent_then_the_connection_closes() -> None:
+    conn = connection_with(b"BROKEN\r\n\r\n")
+    with pytest.raises(RemoteProtocolError) as caught:
+        conn.next_event()
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()  # the connection stays failed
+    wire = conn.send(Response(caught.value.status_code, [(b"content-length", b"0")]))
+    conn.send(EndOfMessage())
+    assert wire == b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    assert conn.must_close
+
+
+def test_a_header_section_trickling_in_a_byte_at_a_time_is_parsed_in_linear_time() -> None:
+    fields = b"".join(b"X-%d: %s\r\n" % (i, b"v" * 100) for i in range(80))
+    data = b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n"
+    conn = ServerConnection(max_header_size=len(data))
+    started = time.perf_counter()
+    for i in range(len(data) - 1):
+        conn.receive_data(data[i : i + 1])
+        assert conn.next_event() is NEED_DATA
+    conn.receive_data(data[-1:])
+    assert isinstance(conn.next_event(), Request)
+    assert time.perf_counter() - started < 2
+
+
+# ---------------------------------------------------------------------------
+# Property tests
+# ---------------------------------------------------------------------------
+
+token = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12).map(str.encode)
+field_value = st.binary(max_size=30).map(
+    lambda value: bytes(b for b in value if b >= 0x20 and b != 0x7F).strip(b" ")
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[bytes, list[Event]]:
+    """One valid request on the wire, and the events it must give (with its
+    body as one Data event, if any)."""
+    method = draw(st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"OPTIONS"]))
+    target = b"/" + draw(token)
+    fields = draw(st.lists(st.tuples(token.map(lambda t: b"x-" + t), field_value), max_size=6))
+    body = draw(st.binary(max_size=200))
+    chunked = draw(st.booleans())
+    headers = [(b"host", b"example.org"), *fields]
+    if chunked:
+        headers.append((b"transfer-encoding", b"chunked"))
+        cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=5)))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        wire_body = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces if p) + b"0\r\n\r\n"
+    else:
+        headers.append((b"content-length", b"%d" % len(body)))
+        wire_body = body
+    head = b"%b %b HTTP/1.1\r\n" % (method, target)
+    head += b"".join(b"%b: %b\r\n" % field for field in headers) + b"\r\n"
+    expected: list[Event] = [Request(method, target, headers, b"1.1")]
+    if body:
+        expected.append(Data(body))
+    expected.append(EndOfMessage())
+    return head + wire_body, expected
+
+
+def chunked(data: bytes, cuts: list[int]) -> Iterator[bytes]:
+    points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})
+    for start, end in itertools.pairwise(points):
+        yield data[start:end]
+
+
+def serve(conn: ServerConnection, chunks: Iterator[bytes]) -> list[Event]:
+    """Drive a connection as a server would: feed a chunk only when asked,
+    respond to each request, stop at the end. Returns the events, with
+    consecutive Data merged. Checks the buffer's bound on the way."""
+    bound = max(conn.max_header_size, conn.max_line_length) + 4
+    seen: list[Event] = []
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            assert len(conn.buffer) <= bound, "the buffer grew past the limits"
+            conn.receive_data(next(chunks, b""))
+            continue
+        if event is PAUSED:
+            assert conn.must_close
+            return seen
+        assert not isinstance(event, type(NEED_DATA))
+        if isinstance(event, Data) and seen and isinstance(seen[-1], Data):
+            seen[-1] = Data(seen[-1].data + event.data)
+        else:
+            seen.append(event)
+        if isinstance(event, EndOfMessage):
+            respond(conn)
+        if isinstance(event, ConnectionClosed):
+            return seen
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(requests(), min_size=1, max_size=4), st.lists(st.integers(min_value=0)))
+def test_any_chunking_of_pipelined_requests_gives_the_same_events(
+    sent: list[tuple[bytes, list[Event]]], cuts: list[int]
+) -> None:
+    stream = b"".join(wire for wire, _ in sent)
+    expected = [event for _, request_events in sent for event in request_events]
+    assert serve(ServerConnection(), iter([stream])) == [*expected, ConnectionClosed()]
+    assert serve(ServerConnection(), chunked(stream, cuts)) == [*expected, ConnectionClosed()]
+
+
+LIMITS = {"max_header_size": 300, "max_line_length": 80, "max_header_count": 8}
+STATUS_CODES = {400, 413, 414, 431, 501, 505}
+
+
+def check_hostile(stream: bytes, cuts: list[int]) -> None:
+    conn = ServerConnection(**LIMITS)
+    try:
+        serve(conn, chunked(stream, cuts))
+    except RemoteProtocolError as error:
+        assert error.status_code in STATUS_CODES
+        assert conn.must_close
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=2000), st.lists(st.integers(min_value=0), max_size=20))
+def test_random_bytes_never_crash_and_never_grow_the_buffer_past_the_limits(
+    stream: bytes, cuts: list[int]
+) -> None:
+    check_hostile(stream, cuts)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(requests(), min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(min_value=0), st.binary(max_size=3)), max_size=6),
+    st.lists(st.integers(min_value=0), max_size=20),
+)
+def test_mutated_requests_never_crash_and_never_grow_the_buffer_past_the_limits(
+    sent: list[tuple[bytes, list[Event]]], mutations: list[tuple[int, bytes]], cuts: list[int]
+) -> None:
+    stream = bytearray(b"".join(wire for wire, _ in sent))
+    for position, replacement in mutations:
+        position %= len(stream) + 1
+        stream[position : position + len(replacement) // 2] = replacement
+    check_hostile(bytes(stream), cuts)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from([b"X: v\r\n", b"\r\n", b"a", b"5\r\nhello\r\n", b"\r"]))
+def test_an_endless_stream_of_anything_ends_in_an_error_or_bounded_buffer(unit: bytes) -> None:
+    conn = ServerConnection(**LIMITS)
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    conn.receive_data(head)
+    try:
+        for _ in range(2000):
+            event = conn.next_event()
+            if event is NEED_DATA:
+                assert len(conn.buffer) <= LIMITS["max_header_size"] + 4
+                conn.receive_data(unit * 7)
+    except RemoteProtocolError as error:
+        assert error.status_code in STATUS_CODES
