@@ -316,6 +316,7 @@ def run(
                 instruments=instruments,
                 shard_state=single,
                 stall_threshold=stall_threshold,
+                idle_poll=idle_poll_us / 1e6,
             )
         finally:
             single.close_fds()
