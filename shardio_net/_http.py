@@ -90,7 +90,15 @@ _TOKEN = b"!#$%&'*+-.^_`|~" + _DIGITS + bytes(range(0x41, 0x5B)) + bytes(range(0
 _TARGET = bytes(range(0x21, 0x7F))  # visible ASCII
 _FIELD_VALUE = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 _CHUNK_EXTENSION = _FIELD_VALUE
+_HEAD = _FIELD_VALUE + b"\r\n"
 _OWS = b" \t"
+
+# The fields that frame a message or decide the connection's fate: parsing
+# and sending collect them in their one pass over the fields.
+_REQUEST_FRAMING = frozenset(
+    [b"host", b"connection", b"content-length", b"transfer-encoding", b"expect"]
+)
+_RESPONSE_FRAMING = frozenset([b"connection", b"content-length", b"transfer-encoding"])
 
 # Content-Length values longer than this are refused as too large (413):
 # 18 digits is about an exabyte, and keeps the integer small.
@@ -228,12 +236,22 @@ def _parse_field(line: bytes, status_code: int) -> tuple[bytes, bytes]:
     return name.lower(), value.strip(_OWS)
 
 
-def _comma_list(headers: Headers, name: bytes) -> list[bytes]:
-    """The lowercased, comma-separated elements of every ``name`` field."""
+def _field_error(line: bytes) -> RemoteProtocolError:
+    """The error for a header line that is not ``name: value``."""
+    try:
+        _parse_field(line, 400)
+    except RemoteProtocolError as error:
+        return error
+    raise AssertionError(f"{line!r} is a valid field")  # pragma: no cover
+
+
+def _elements(values: list[bytes] | None) -> list[bytes]:
+    """The lowercased elements of comma-separated field values."""
+    if not values:
+        return []
     return [
         element.strip(_OWS).lower()
-        for field_name, value in headers
-        if field_name == name
+        for value in values
         for element in value.split(b",")
         if element.strip(_OWS)
     ]
@@ -425,10 +443,9 @@ class ServerConnection:
         self._header_search = 0
         if end + 4 > self.max_header_size:
             raise RemoteProtocolError("the request's header section is too large", 431)
-        head = bytes(buffer.take(end + 4)[:end])
-        request = self._parse_head(head)
-        self._start_request(request)
-        return request
+        head = buffer.take_bytes(end)
+        buffer.skip(4)
+        return self._parse_head(head)
 
     def _incomplete_head(self) -> Event:
         buffer = self.buffer
@@ -451,20 +468,42 @@ class ServerConnection:
         return NEED_DATA
 
     def _parse_head(self, head: bytes) -> Request:
+        # Hot path (one per request), written for speed: a few C-level
+        # passes over the whole block check every byte of every line at
+        # once, and the loop over the fields only splits and lowercases.
         lines = head.split(b"\r\n")
-        method, target, version = self._parse_request_line(lines[0])
-        if len(lines) - 1 > self.max_header_count:
+        fields = len(lines) - 1
+        if fields > self.max_header_count:
             raise RemoteProtocolError("too many header fields", 431)
+        if max(map(len, lines)) > self.max_line_length:
+            if len(lines[0]) > self.max_line_length:
+                raise RemoteProtocolError("the request line is too long", 414)
+            raise RemoteProtocolError("a header line is too long", 431)
+        method, target, version = self._parse_request_line(lines[0])
+        if (
+            head.translate(None, _HEAD)
+            or head.count(b"\r") != fields
+            or head.count(b"\n") != fields
+        ):
+            # Some line holds a forbidden byte (a bare CR or LF, say): find it.
+            for line in lines[1:]:
+                _parse_field(line, 400)
         headers = []
+        framing: dict[bytes, list[bytes]] = {}
         for line in lines[1:]:
-            if len(line) > self.max_line_length:
-                raise RemoteProtocolError("a header line is too long", 431)
-            headers.append(_parse_field(line, 400))
-        return Request(method=method, target=target, headers=headers, http_version=version)
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name.translate(None, _TOKEN):
+                raise _field_error(line)
+            name = name.lower()
+            value = value.strip(_OWS)
+            headers.append((name, value))
+            if name in _REQUEST_FRAMING:
+                framing.setdefault(name, []).append(value)
+        request = Request(method, target, headers, version)
+        self._start_request(request, framing)
+        return request
 
     def _parse_request_line(self, line: bytes) -> tuple[bytes, bytes, bytes]:
-        if len(line) > self.max_line_length:
-            raise RemoteProtocolError("the request line is too long", 414)
         parts = line.split(b" ")
         if len(parts) != 3:
             raise RemoteProtocolError(f"malformed request line: {line[:60]!r}")
@@ -473,6 +512,8 @@ class ServerConnection:
             raise RemoteProtocolError(f"invalid method: {method[:20]!r}")
         if not target or target.translate(None, _TARGET):
             raise RemoteProtocolError("invalid request target")
+        if version == b"HTTP/1.1":
+            return method, target, b"1.1"
         if (
             len(version) != 8
             or not version.startswith(b"HTTP/")
@@ -485,19 +526,18 @@ class ServerConnection:
             raise RemoteProtocolError(f"unsupported HTTP version: {version!r}", 505)
         return method, target, version[5:]
 
-    def _start_request(self, request: Request) -> None:
-        headers = request.headers
+    def _start_request(self, request: Request, framing: dict[bytes, list[bytes]]) -> None:
         http_11 = request.http_version != b"1.0"
-        hosts = sum(1 for name, _ in headers if name == b"host")
-        if http_11 and hosts != 1:
+        hosts = framing.get(b"host")
+        if http_11 and (hosts is None or len(hosts) != 1):
             raise RemoteProtocolError("an HTTP/1.1 request needs exactly one Host field")
-        connection = _comma_list(headers, b"connection")
+        connection = _elements(framing.get(b"connection"))
         self.keep_alive = b"close" not in connection and (http_11 or b"keep-alive" in connection)
-        self.client_is_waiting_for_100_continue = http_11 and b"100-continue" in _comma_list(
-            headers, b"expect"
+        self.client_is_waiting_for_100_continue = http_11 and b"100-continue" in _elements(
+            framing.get(b"expect")
         )
-        codings = _comma_list(headers, b"transfer-encoding")
-        lengths = [value for name, value in headers if name == b"content-length"]
+        codings = _elements(framing.get(b"transfer-encoding"))
+        lengths = framing.get(b"content-length")
         if codings:
             if lengths:
                 raise RemoteProtocolError("both Transfer-Encoding and Content-Length")
@@ -668,26 +708,32 @@ class ServerConnection:
                 f"not {event.status_code}"
             )
         self.client_is_waiting_for_100_continue = False
-        return _head(event.status_code, event.reason, list(event.headers))
+        return _head(event.status_code, event.reason, event.headers)
 
     def _send_response(self, event: Response) -> bytes:
+        # Hot path (one per request): one pass over the fields finds those
+        # that frame the body.
         self._check_can_respond()
         status = event.status_code
         if not 200 <= status < 1000:
             raise LocalProtocolError(f"a final response needs a status of 200-999, not {status}")
         headers = list(event.headers)
-        lowered = [(name.lower(), value) for name, value in headers]
+        framing: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered in _RESPONSE_FRAMING:
+                framing.setdefault(lowered, []).append(value)
         request = self.request
         http_10 = request is not None and request.http_version == b"1.0"
         if self._request_side is not _Side.DONE:
             # Responding before the whole request arrived: what is left of
             # it would have to be read and discarded. Close instead.
             self.keep_alive = False
-        connection = _comma_list(lowered, b"connection")
+        connection = _elements(framing.get(b"connection"))
         if b"close" in connection:
             self.keep_alive = False
-        lengths = [value for name, value in lowered if name == b"content-length"]
-        codings = _comma_list(lowered, b"transfer-encoding")
+        lengths = framing.get(b"content-length")
+        codings = _elements(framing.get(b"transfer-encoding"))
         if status in (204, 304) or (request is not None and request.method == b"HEAD"):
             if status == 204 and (lengths or codings):
                 raise LocalProtocolError("a 204 response cannot have a body or body framing")
@@ -703,11 +749,7 @@ class ServerConnection:
             raise LocalProtocolError("only the chunked transfer coding is supported")
         elif http_10:
             # An HTTP/1.0 client does not know chunked: end the body by closing.
-            headers = [
-                field
-                for field, (name, _) in zip(headers, lowered, strict=True)
-                if name != b"transfer-encoding"
-            ]
+            headers = [field for field in headers if field[0].lower() != b"transfer-encoding"]
             body = _Body.UNTIL_CLOSE
             self.keep_alive = False
         else:
@@ -771,9 +813,7 @@ class ServerConnection:
             self._request_body = self._response_body = _Body.NONE
 
 
-def _head(status_code: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A status line and header section, checked for bytes that would let a
-    header value smuggle in another header or a body."""
+def _status_line(status_code: int, reason: bytes) -> bytes:
     if not reason:
         try:
             reason = HTTPStatus(status_code).phrase.encode("ascii")
@@ -781,12 +821,32 @@ def _head(status_code: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -
             reason = b""
     elif reason.translate(None, _FIELD_VALUE):
         raise LocalProtocolError(f"invalid byte in the reason phrase {reason!r}")
-    parts = [b"HTTP/1.1 %d %b\r\n" % (status_code, reason)]
-    for name, value in headers:
-        if not _is_token(name):
-            raise LocalProtocolError(f"invalid header field name {name!r}")
-        if value.translate(None, _FIELD_VALUE):
-            raise LocalProtocolError(f"invalid byte in the value of header {name!r}")
-        parts.append(b"%b: %b\r\n" % (name, value))
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    return b"HTTP/1.1 %d %b\r\n" % (status_code, reason)
+
+
+# Status lines with the standard reason phrase, made once each.
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _head(status_code: int, reason: bytes, headers: Headers) -> bytes:
+    """A status line and header section, checked for bytes that would let a
+    header value smuggle in another header or a body."""
+    if reason:
+        status_line = _status_line(status_code, reason)
+    else:
+        status_line = _STATUS_LINES.get(status_code) or _STATUS_LINES.setdefault(
+            status_code, _status_line(status_code, b"")
+        )
+    # Hot path: two C-level passes check every name and every value at once.
+    names = [name for name, _ in headers]
+    if (
+        not all(names)
+        or b"".join(names).translate(None, _TOKEN)
+        or b"".join([value for _, value in headers]).translate(None, _FIELD_VALUE)
+    ):
+        for name, value in headers:
+            if not _is_token(name):
+                raise LocalProtocolError(f"invalid header field name {name!r}")
+            if value.translate(None, _FIELD_VALUE):
+                raise LocalProtocolError(f"invalid byte in the value of header {name!r}")
+    return b"".join([status_line, *[b"%b: %b\r\n" % field for field in headers], b"\r\n"])

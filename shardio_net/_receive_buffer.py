@@ -170,6 +170,14 @@ class ReceiveBuffer:
     def append(self, data: Buffer) -> None:
         """Copy ``data`` (any bytes-like object) in after the unread bytes.
         Views lent earlier become invalid."""
+        if not self._lent and isinstance(data, bytes | bytearray):
+            # Fast path: nothing to release, and no cast needed.
+            size = len(data)
+            if len(self._buffer) - self._end < size:
+                self._make_room(size)
+            self._buffer[self._end : self._end + size] = data
+            self._end += size
+            return
         with memoryview(data) as given, given.cast("B") as raw:
             size = len(raw)
             self._make_room(size)
@@ -244,7 +252,8 @@ class ReceiveBuffer:
         """Like :meth:`take`, but return a copy, which stays valid."""
         if not 0 <= count <= len(self):
             raise ValueError(f"take_bytes({count}): only {len(self)} bytes are unread")
-        data = bytes(self._buffer[self._start : self._start + count])
+        with memoryview(self._buffer) as whole:
+            data = bytes(whole[self._start : self._start + count])
         self._consume(count)
         return data
 

@@ -605,6 +605,19 @@ class TLSStream(Stream, Generic[TransportT]):
         :meth:`ssl.SSLSocket.get_channel_binding`)."""
         return self._after_handshake("get_channel_binding").get_channel_binding(cb_type)
 
+    def verify_client_post_handshake(self) -> None:
+        """Ask the client for its certificate now, after the handshake (TLS
+        1.3 post-handshake authentication; server side).
+
+        The request goes out with this stream's next ``send_all``; the
+        client answers while it receives, and once this stream has received
+        the answer, :meth:`getpeercert` returns the client's certificate.
+        Both contexts need ``post_handshake_auth = True``, and this one a
+        ``verify_mode`` other than ``CERT_NONE``; otherwise, or before TLS
+        1.3, :class:`ssl.SSLError` is raised.
+        """
+        self._after_handshake("verify_client_post_handshake").verify_client_post_handshake()
+
     def pending(self) -> int:
         """How many decrypted bytes are ready to receive without waiting."""
         return self._ssl.pending()

@@ -230,6 +230,67 @@ async def test_a_failed_verification_breaks_both_ends(
         await client.send_all(b"x")
 
 
+@pytest.fixture(scope="module")
+def client_auth_contexts(ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(client, server) contexts for TLS 1.3 post-handshake client authentication."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOSTNAME).configure_cert(server)
+    ca.configure_trust(server)
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.post_handshake_auth = True
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    ca.issue_cert("client.shardio.example").configure_cert(client)
+    client.post_handshake_auth = True
+    return client, server
+
+
+@pytest.mark.parametrize("transports", [memory_stream_pair, lockstep_stream_pair])
+async def test_a_receive_that_must_send_works_in_the_middle_of_full_duplex_traffic(
+    client_auth_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    transports: Callable[[], tuple[Stream, Stream]],
+) -> None:
+    # Post-handshake authentication makes the client's *receive* side send
+    # (its certificate), while its send side is busy sending: the two must
+    # share the transport without losing, reordering or deadlocking.
+    client, server = await handshake_both(tls_pair(*client_auth_contexts, transports))
+    assert server.getpeercert() is None
+    upstream = b"".join(b"up %05d|" % i for i in range(2000))
+    downstream = b"".join(b"down %05d|" % i for i in range(2000))
+
+    async def send(stream: TLSStream[Stream], data: bytes, ask_at: int | None) -> None:
+        for start in range(0, len(data), 1000):
+            if start == ask_at:
+                stream.verify_client_post_handshake()
+            await stream.send_all(data[start : start + 1000])
+
+    async def receive(stream: TLSStream[Stream], size: int) -> bytes:
+        got = bytearray()
+        while len(got) < size:
+            got += await stream.receive_some(777)
+        return bytes(got)
+
+    results: dict[str, bytes] = {}
+
+    async def receive_into_results(name: str, stream: TLSStream[Stream], size: int) -> None:
+        results[name] = await receive(stream, size)
+
+    with shardio.fail_after(20):
+        async with shardio.open_nursery() as nursery:
+            nursery.start_soon(send, client, upstream, None)
+            nursery.start_soon(send, server, downstream, 5000)
+            nursery.start_soon(receive_into_results, "server", server, len(upstream))
+            nursery.start_soon(receive_into_results, "client", client, len(downstream))
+    assert results == {"server": upstream, "client": downstream}
+    # The client has read the request by now, so its answer comes before this.
+    async with shardio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"!")
+        assert await server.receive_some() == b"!"
+    certificate = server.getpeercert()
+    assert certificate is not None
+    assert ("DNS", "client.shardio.example") in certificate["subjectAltName"]
+
+
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
