@@ -43,7 +43,7 @@ def real_memcached(*args: str) -> Iterator[int]:
                 time.sleep(0.01)
         yield port
     finally:
-        process.terminate()
+        process.kill()
         process.wait(5)
         if process.stderr is not None:
             process.stderr.close()
