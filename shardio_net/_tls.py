@@ -53,7 +53,9 @@ and every later operation raises :class:`~shardio.BrokenResourceError`.
 Being cancelled while receiving ciphertext loses nothing. Errors from
 OpenSSL (a bad certificate, a corrupt record) break the stream too, and
 arrive as :class:`~shardio.BrokenResourceError` with the
-:class:`ssl.SSLError` as ``__cause__``.
+:class:`ssl.SSLError` as ``__cause__``; the alert OpenSSL wrote for the
+peer is sent first, if the transport takes it promptly, so that the peer
+learns why instead of waiting.
 
 Two OpenSSL details
 -------------------
@@ -86,6 +88,7 @@ from shardio import (
     Lock,
     StrictFIFOLock,
     aclose_forcefully,
+    move_on_after,
 )
 from shardio.abc import Listener, Stream
 from shardio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
@@ -107,6 +110,8 @@ _INITIAL_RECEIVE_SIZE = 16384
 # send_all hands OpenSSL at most this much plaintext at a time, so a large
 # send does not hold its whole ciphertext in memory at once.
 _SEND_CHUNK = 65536
+# How long a failing operation tries to send OpenSSL's alert to the peer.
+_ALERT_TIMEOUT = 1.0
 
 
 class NeedHandshakeError(Exception):
@@ -315,11 +320,19 @@ class TLSStream(Stream, Generic[TransportT]):
             raise
 
     async def _send_alert(self) -> None:
-        """Send what OpenSSL wrote as it failed (an alert that tells the
-        peer why), if the transport takes it; the stream is broken anyway."""
+        """Send what OpenSSL wrote as it failed: an alert that tells the
+        peer why, so that it fails with a reason instead of waiting.
+
+        Best effort, since the stream is broken anyway: not if another task
+        is sending, and not for longer than :data:`_ALERT_TIMEOUT` (a peer
+        that does not read must not turn our error into a hang).
+        """
         alert = self._outgoing.read()
-        if alert:
-            with suppress(BrokenResourceError, ClosedResourceError, BusyResourceError):
+        if alert and not self._transport_send_lock.locked():
+            with (
+                move_on_after(_ALERT_TIMEOUT),
+                suppress(BrokenResourceError, ClosedResourceError, BusyResourceError),
+            ):
                 async with self._transport_send_lock:
                     await self.transport_stream.send_all(alert)
 

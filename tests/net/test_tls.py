@@ -12,9 +12,11 @@ import shardio
 from shardio import BrokenResourceError, BusyResourceError, ClosedResourceError
 from shardio.abc import Listener, Stream
 from shardio.testing import (
+    MockClock,
     check_two_way_stream,
     lockstep_stream_pair,
     memory_stream_pair,
+    memory_stream_pump,
     wait_all_tasks_blocked,
 )
 from shardio_net import NeedHandshakeError, TLSListener, TLSStream
@@ -228,6 +230,31 @@ async def test_a_failed_verification_breaks_both_ends(
     await client.aclose()
     with pytest.raises(ClosedResourceError):
         await client.send_all(b"x")
+
+
+async def test_a_failed_handshake_does_not_wait_forever_to_send_its_alert(
+    autojump_clock: MockClock, client_context: ssl.SSLContext, server_context: ssl.SSLContext
+) -> None:
+    client_transport, server_transport = memory_stream_pair()
+    sends = 0
+
+    async def stall_after_the_first_send() -> None:
+        nonlocal sends
+        sends += 1
+        if sends > 1:
+            await shardio.sleep_forever()  # a peer that stopped reading
+        memory_stream_pump(client_transport.send_stream, server_transport.receive_stream)
+
+    client_transport.send_stream.send_all_hook = stall_after_the_first_send
+    client = TLSStream(client_transport, client_context, server_hostname="other.example")
+    server = TLSStream(server_transport, server_context, server_side=True)
+    async with shardio.open_nursery() as nursery:
+        nursery.start_soon(server.do_handshake)
+        with pytest.raises(BrokenResourceError) as caught:
+            await client.do_handshake()
+        nursery.cancel_scope.cancel()
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+    assert shardio.current_time() < 2
 
 
 @pytest.fixture(scope="module")
