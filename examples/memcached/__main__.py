@@ -1,0 +1,102 @@
+"""A memcached-compatible server, sharded over CPU cores.
+
+Run it from the repository root::
+
+    .venv/bin/python -m examples.memcached --smp 2 -p 11211 -l 127.0.0.1 -m 64
+
+and use any memcached client (ASCII protocol). memcached's flags mean what
+they mean to memcached: ``-p`` port (0: the kernel picks one), ``-l`` the
+address to listen on (default: every address), ``-m`` megabytes of item
+memory (shared out equally over the shards), ``-c`` maximum simultaneous
+connections, ``-I`` maximum item size (``1m``, ``512k``, or bytes), ``-M``
+return errors instead of evicting. ``-t`` (threads) is accepted and ignored:
+the shard count (``--smp``) plays its part. The first line printed says
+where the server listens; Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import shardio
+
+from .engine import Settings
+from .server import serve
+
+MAX_ITEM_SIZE = 1024 * 1024 * 1024
+
+
+def item_size(text: str) -> int:
+    """memcached's ``-I`` argument: bytes, or a number with a k or m suffix."""
+    units = {"k": 1024, "m": 1024 * 1024}
+    scale = units.get(text[-1:].lower(), 1)
+    digits = text[:-1] if scale != 1 else text
+    try:
+        size = int(digits) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad item size {text!r}") from None
+    if not 1024 <= size <= MAX_ITEM_SIZE:
+        raise argparse.ArgumentTypeError("item size must be between 1k and 1024m")
+    return size
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with memcached's option letters."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.memcached", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--smp", type=int, default=None, help="shards (default: one per CPU)")
+    parser.add_argument("-p", "--port", type=int, default=11211, help="TCP port (default 11211)")
+    parser.add_argument("-l", "--listen", default=None, help="address to listen on")
+    parser.add_argument("-m", "--memory-limit", type=int, default=64, help="item memory in MB")
+    parser.add_argument("-c", "--conn-limit", type=int, default=1024, help="max connections")
+    parser.add_argument(
+        "-I", "--max-item-size", type=item_size, default=1024 * 1024, help="max item size"
+    )
+    parser.add_argument(
+        "-M", "--disable-evictions", action="store_true", help="refuse to store when full"
+    )
+    parser.add_argument("-t", "--threads", type=int, default=None, help="ignored: see --smp")
+    return parser.parse_args(argv)
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    """Serve until interrupted, on every shard."""
+    settings = Settings(
+        memory_limit=arguments.memory_limit * 1024 * 1024,
+        item_size_max=arguments.max_item_size,
+        max_connections=arguments.conn_limit,
+        port=arguments.port,
+        interface=arguments.listen or "",
+        evictions=not arguments.disable_evictions,
+        shards=shardio.shard_count(),
+    )
+    async with shardio.open_nursery() as nursery:
+        addresses = await nursery.start(serve, settings, arguments.listen)
+        where = ", ".join(
+            f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in addresses
+        )
+        print(
+            f"memcached on {settings.shards} shard(s), listening on {where}",
+            flush=True,
+        )
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: parse the command line and serve."""
+    arguments = parse_arguments(argv)
+    if arguments.threads is not None:
+        print(
+            "note: -t is ignored; each shard is one thread on its own core (see --smp)",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        shardio.run(main, arguments, shards=arguments.smp)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    run()
