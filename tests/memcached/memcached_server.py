@@ -38,8 +38,12 @@ def real_memcached(*args: str) -> Iterator[int]:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"memcached did not start: {process.stderr}") from None
+                if process.poll() is not None:
+                    assert process.stderr is not None
+                    message = process.stderr.read().decode(errors="replace")
+                    raise RuntimeError(f"memcached did not start: {message}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError("memcached did not accept connections in 5 s") from None
                 time.sleep(0.01)
         yield port
     finally:

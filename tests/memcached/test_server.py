@@ -4,6 +4,7 @@ pymemcache (including its HashClient over two servers) and by raw sockets."""
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -182,3 +183,20 @@ def test_item_size_and_connection_limits() -> None:
                 assert sock.recv(100) == b"VERSION 1.6.18\r\n"
             third = raw(bound, b"version\r\n", until=b"\r\n")
             assert third == b"ERROR Too many open connections\r\n"
+
+
+@pytest.mark.skipif(
+    shutil.which("memccapable") is None,
+    reason="memccapable is not installed (apt-get install libmemcached-tools)",
+)
+def test_memccapable_ascii_suite_passes_every_test() -> None:
+    with running_server("--smp", "2") as bound:
+        result = subprocess.run(
+            ["memccapable", "-a", "-t", "5", "-h", "127.0.0.1", "-p", str(bound)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All tests passed" in result.stdout
+    assert "[pass]" in result.stdout and "[FAIL]" not in result.stdout
