@@ -1,0 +1,150 @@
+"""serve_tcp: TCP service on one shard or several.
+
+On one shard, :func:`serve_tcp` is :func:`open_tcp_listeners` plus
+:func:`serve_listeners`. On several, each shard gets its own listening
+socket, bound to the same addresses with ``SO_REUSEPORT`` (as in Seastar's
+posix stack): the kernel spreads incoming connections between the sockets,
+and each connection lives and dies on the shard that accepted it, so
+nothing is shared. The first shard binds -- resolving the host, and picking
+the port if it is 0 -- and reports what it got; the others bind exactly
+that. The listeners run as children, on their shards, of one nursery here,
+so cancelling :func:`serve_tcp` stops them all. The other way to spread
+connections, ``balance="least-connections"``, is in
+:mod:`shardio_net._balance`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NoReturn
+
+import shardio
+from shardio import TASK_STATUS_IGNORED, TaskStatus
+
+from ._balance import serve_least_connections
+from ._serve import Handler, serve_listeners
+from ._socket_stream import SocketStream
+from ._tcp_listeners import BoundAddress, bind_tcp_listeners, open_tcp_listeners
+
+__all__ = ["serve_tcp", "serve_tcp_bound", "serve_tcp_resolving", "target_shards"]
+
+
+def target_shards(shards: Literal["all"] | Sequence[int] | None) -> list[int]:
+    """The shards to serve on: ``None`` is this one, ``"all"`` every shard
+    (this one first); a sequence is checked and kept in its order."""
+    here = shardio.current_shard()
+    count = shardio.shard_count()
+    if shards is None:
+        return [here]
+    if shards == "all":
+        return [here, *(k for k in range(count) if k != here)]
+    if isinstance(shards, str):
+        raise ValueError(
+            f"shards must be None, 'all' or a sequence of shard indexes, not {shards!r}"
+        )
+    targets = list(shards)
+    if not targets:
+        raise ValueError("shards must name at least one shard")
+    for shard in targets:
+        if not isinstance(shard, int) or not 0 <= shard < count:
+            raise ValueError(f"shard indexes must be in range({count}), not {shard!r}")
+    if len(set(targets)) != len(targets):
+        raise ValueError(f"shards must not repeat a shard: {targets!r}")
+    return targets
+
+
+async def serve_tcp(
+    handler: Handler[SocketStream],
+    port: int,
+    *,
+    host: str | bytes | None = None,
+    backlog: int | None = None,
+    shards: Literal["all"] | Sequence[int] | None = None,
+    balance: Literal["reuseport", "least-connections"] = "reuseport",
+    handler_nursery: shardio.Nursery | None = None,
+    task_status: TaskStatus[list[BoundAddress]] = TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Listen for TCP connections on ``port`` and run ``handler(stream)`` in a
+    new task for each; return only by being cancelled.
+
+    ``host``, ``port`` and ``backlog`` are as for :func:`open_tcp_listeners`
+    (``host=None``: every local address, IPv4 and IPv6). With
+    ``nursery.start``, returns the bound addresses (``getsockname()`` of each
+    listener): with ``port=0``, their port is the one the kernel picked, the
+    same for every listener and every shard.
+
+    ``shards`` says where connections are served: ``None`` (default) on this
+    shard; ``"all"`` on every shard; or a sequence of shard indexes. How the
+    connections are spread over them is ``balance``:
+
+    * ``"reuseport"`` (default): each shard listens on its own socket, bound
+      to the same addresses with ``SO_REUSEPORT``; the kernel spreads
+      incoming connections between the sockets by a hash of their addresses,
+      and each connection is served by the shard that accepted it. Nothing
+      is shared between shards. The port is bound first on this shard (or
+      the first one listed), and the others bind exactly what it got.
+    * ``"least-connections"``: this shard alone accepts, and hands each
+      connection (its file descriptor) to the shard that has the fewest open
+      connections at that moment, where the handler runs. Even when the
+      kernel's hash spreads connections unevenly, or some connections live
+      much longer than others.
+
+    On other shards ``handler`` runs in that shard's process: it travels
+    there pickled (a module-level function by reference, a closure by
+    value), as with :func:`shardio.run_on`. An exception from a handler is
+    logged (``shardio_net.serve``) and closes only its own connection.
+    ``handler_nursery`` (where the handler tasks run) is allowed only when
+    serving on this shard alone.
+    """
+    if balance not in ("reuseport", "least-connections"):
+        raise ValueError(f"balance must be 'reuseport' or 'least-connections', not {balance!r}")
+    targets = target_shards(shards)
+    here = shardio.current_shard()
+    if handler_nursery is not None and targets != [here]:
+        raise ValueError("handler_nursery can be given only when serving on this shard alone")
+    if balance == "least-connections":
+        await serve_least_connections(
+            handler, port, host, backlog, targets, handler_nursery, task_status
+        )
+    if targets == [here]:
+        listeners = await open_tcp_listeners(port, host=host, backlog=backlog)
+        task_status.started([listener.socket.getsockname() for listener in listeners])
+        await serve_listeners(handler, listeners, handler_nursery=handler_nursery)
+    first, *others = targets
+    async with shardio.open_nursery() as nursery:
+        addresses: list[BoundAddress] = await nursery.start(
+            serve_tcp_resolving, handler, port, host, backlog, shard=first
+        )
+        for shard in others:
+            await nursery.start(serve_tcp_bound, handler, addresses, backlog, shard=shard)
+        task_status.started(addresses)
+    raise AssertionError("the per-shard servers end only by raising")
+
+
+async def serve_tcp_resolving(
+    handler: Handler[SocketStream],
+    port: int,
+    host: str | bytes | None,
+    backlog: int | None,
+    *,
+    task_status: TaskStatus[list[BoundAddress]],
+) -> NoReturn:
+    """One shard's part of :func:`serve_tcp` for the first shard: resolve and
+    bind (``SO_REUSEPORT``), report the bound addresses, serve."""
+    listeners = await open_tcp_listeners(port, host=host, backlog=backlog, reuse_port=True)
+    task_status.started([listener.socket.getsockname() for listener in listeners])
+    await serve_listeners(handler, listeners)
+
+
+async def serve_tcp_bound(
+    handler: Handler[SocketStream],
+    addresses: list[BoundAddress],
+    backlog: int | None,
+    *,
+    task_status: TaskStatus[None],
+) -> NoReturn:
+    """One shard's part of :func:`serve_tcp` for the other shards: bind
+    exactly ``addresses`` (``SO_REUSEPORT``), report ready, serve."""
+    listeners = bind_tcp_listeners(addresses, backlog, reuse_port=True)
+    task_status.started()
+    await serve_listeners(handler, listeners)
