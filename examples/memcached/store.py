@@ -24,9 +24,10 @@ where a client can observe them:
   decremented is "99 "), as memcached does; otherwise the item is replaced.
 * **append/prepend** keep the old item's flags and exptime.
 * **Memory**: an item is accounted as memcached accounts it
-  (:func:`protocol.item_total_size`); when the total would pass
-  ``memory_limit`` the least recently used items are evicted (or reclaimed,
-  if already expired or flushed), each counted in the statistics.
+  (:func:`protocol.item_total_size`). Every allocation first reclaims dead
+  (expired or flushed) items from the cold end of the LRU, as memcached's
+  flat LRU does; when the total would still pass ``memory_limit`` the least
+  recently used items are evicted, each counted in the statistics.
 """
 
 from __future__ import annotations
@@ -234,25 +235,39 @@ class Cache:
         self.bytes_used -= item.size
 
     def reserve(self, size: int) -> bool:
-        """Make room for a new item of ``size`` bytes by evicting from the
-        cold end of the LRU; False if it cannot fit."""
+        """Make room for a new item of ``size`` bytes; False if it cannot fit.
+
+        As memcached does before every allocation (in its flat-LRU mode),
+        up to five expired or flushed items at the cold end of the LRU are
+        reclaimed first, stopping at the first live one; then, while the
+        item does not fit, the least recently used items are evicted (or
+        reclaimed, if dead)."""
+        for _ in range(5):
+            if not self._items or not self._reclaim_if_dead(next(iter(self._items.values()))):
+                break
         if size > self.memory_limit:
             return False
-        now = self.current_time
         while self.bytes_used + size > self.memory_limit and self._items:
             victim = next(iter(self._items.values()))
-            if self.is_flushed(victim) or (victim.exptime != 0 and victim.exptime <= now):
-                self.counters["reclaimed"] += 1
-                if not victim.fetched:
-                    self.counters["expired_unfetched"] += 1
-            elif not self.evictions:
+            if self._reclaim_if_dead(victim):
+                continue
+            if not self.evictions:
                 return False
-            else:
-                self.counters["evictions"] += 1
-                if not victim.fetched:
-                    self.counters["evicted_unfetched"] += 1
+            self.counters["evictions"] += 1
+            if not victim.fetched:
+                self.counters["evicted_unfetched"] += 1
             self.unlink(victim)
         return self.bytes_used + size <= self.memory_limit
+
+    def _reclaim_if_dead(self, item: Item) -> bool:
+        """Unlink ``item`` if expired or flushed (counted as ``reclaimed``)."""
+        if not (0 != item.exptime < self.current_time or self.is_flushed(item)):
+            return False
+        self.counters["reclaimed"] += 1
+        if not item.fetched:
+            self.counters["expired_unfetched"] += 1
+        self.unlink(item)
+        return True
 
     def link(self, item: Item) -> None:
         """Store ``item`` (replacing any item of its key) with a new CAS value,
