@@ -9,6 +9,7 @@ import pytest
 import trustme
 
 import shardio
+import shardio_net
 from shardio import BrokenResourceError, BusyResourceError, ClosedResourceError
 from shardio.abc import Listener, Stream
 from shardio.testing import (
@@ -19,7 +20,7 @@ from shardio.testing import (
     memory_stream_pump,
     wait_all_tasks_blocked,
 )
-from shardio_net import NeedHandshakeError, TLSListener, TLSStream
+from shardio_net import NeedHandshakeError, TLSListener, TLSStream, http
 
 HOSTNAME = "shardio.example"
 
@@ -522,3 +523,63 @@ async def test_tls_listener_wraps_each_accepted_connection_as_a_server(
         assert await server.receive_some() == b"hello over TLS"
     await listener.aclose()
     assert transport_listener.closed
+
+
+# ---------------------------------------------------------------------------
+# Over TCP
+# ---------------------------------------------------------------------------
+
+
+async def tcp_tls_pair(client_context: ssl.SSLContext, server_context: ssl.SSLContext) -> TLSPair:
+    [listener] = await shardio_net.open_tcp_listeners(0, host="127.0.0.1")
+    async with TLSListener(listener, server_context) as tls_listener:
+        port = listener.socket.getsockname()[1]
+        transport = await shardio_net.open_tcp_stream("127.0.0.1", port)
+        client: TLSStream[Stream] = TLSStream(transport, client_context, server_hostname=HOSTNAME)
+        server: TLSStream[Stream] = await tls_listener.accept()  # type: ignore[assignment]
+    return client, server
+
+
+async def test_tls_over_tcp_passes_the_two_way_checks(
+    client_context: ssl.SSLContext, server_context: ssl.SSLContext
+) -> None:
+    async def maker() -> TLSPair:
+        return await tcp_tls_pair(client_context, server_context)
+
+    client, server = await handshake_both(await maker())
+    async with client, server:
+        assert client.selected_alpn_protocol() == "http/1.1"
+    await check_two_way_stream(maker, None)
+
+
+async def test_https_request_over_tcp_with_the_sans_io_parser_and_receive_into(
+    client_context: ssl.SSLContext, server_context: ssl.SSLContext
+) -> None:
+    client, server = await tcp_tls_pair(client_context, server_context)
+
+    async def serve_one_request() -> None:
+        conn = http.ServerConnection()
+        while True:
+            event = conn.next_event()
+            if event is http.NEED_DATA:
+                # Decrypted straight into the parser's buffer.
+                if not await conn.buffer.receive_from(server):
+                    conn.receive_data(b"")
+            elif isinstance(event, http.EndOfMessage):
+                await server.send_all(
+                    conn.send(http.Response(200, [(b"content-length", b"5")]))
+                    + conn.send(http.Data(b"hello"))
+                    + conn.send(http.EndOfMessage())
+                )
+            elif isinstance(event, http.ConnectionClosed):
+                return
+
+    async with shardio.open_nursery() as nursery:
+        nursery.start_soon(serve_one_request)
+        await client.send_all(b"GET / HTTP/1.1\r\nHost: " + HOSTNAME.encode() + b"\r\n\r\n")
+        response = bytearray()
+        while not response.endswith(b"hello"):
+            response += await client.receive_some()
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        await client.aclose()  # close_notify: the server sees ConnectionClosed
+    await server.aclose()
