@@ -30,12 +30,9 @@ import pytest
 
 from examples.memcached.engine import LocalEngine
 
-from .memcached_server import MEMCACHED, converse, real_memcached
+from .memcached_server import converse, real_memcached
 
-pytestmark = pytest.mark.skipif(
-    MEMCACHED is None,
-    reason="memcached is not installed (apt-get install memcached): no reference to compare with",
-)
+pytestmark = pytest.mark.requires_program("memcached", apt="memcached")
 
 LONG_KEY = b"k" * 251
 OPAQUE = b"O" + b"1" * 40

@@ -4,7 +4,6 @@ pymemcache (including its HashClient over two servers) and by raw sockets."""
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -185,10 +184,7 @@ def test_item_size_and_connection_limits() -> None:
             assert third == b"ERROR Too many open connections\r\n"
 
 
-@pytest.mark.skipif(
-    shutil.which("memccapable") is None,
-    reason="memccapable is not installed (apt-get install libmemcached-tools)",
-)
+@pytest.mark.requires_program("memccapable", apt="libmemcached-tools")
 def test_memccapable_ascii_suite_passes_every_test() -> None:
     with running_server("--smp", "2") as bound:
         result = subprocess.run(
