@@ -11,6 +11,7 @@ adds its name.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
@@ -18,13 +19,21 @@ import attrs
 from ._uring_c import ffi, lib
 
 #: ``statx`` mask bits (``<linux/stat.h>``).
+STATX_TYPE = 0x1
+STATX_MODE = 0x2
 STATX_SIZE = 0x200
 STATX_DIOALIGN = 0x2000
 STATX_DIO_READ_ALIGN = 0x20000
 
-#: What an operation is, for the clean-up of a cancelled one.
+#: What an operation is, for the clean-up of a cancelled one. A cancelled
+#: KIND_IO operation raises Cancelled whatever its outcome; a cancelled
+#: KIND_OPEN that opened a file closes it first; a cancelled KIND_KEEP read
+#: or write that moved data anyway returns its count (the cancellation then
+#: comes at the task's next checkpoint), so a caller that tracks a position
+#: never loses track of what reached the file.
 KIND_IO = 0
 KIND_OPEN = 1
+KIND_KEEP = 2
 
 #: The most one read or write moves (Linux's MAX_RW_COUNT); more is a short count.
 MAX_RW_BYTES = 0x7FFFF000
@@ -41,6 +50,10 @@ class FileInfo:
     dio_mem_align: int
     dio_offset_align: int
     dio_read_offset_align: int
+    #: ``st_mode``: the file's type and permissions (0 unless STATX_TYPE was asked).
+    mode: int = 0
+    #: The preferred I/O size (``st_blksize``).
+    blksize: int = 0
 
 
 def statx_buffer() -> Any:
@@ -60,6 +73,8 @@ def decode_statx(buf: Any) -> FileInfo:
         dio_mem_align=int(info.dio_mem_align),
         dio_offset_align=int(info.dio_offset_align),
         dio_read_offset_align=int(info.dio_read_offset_align),
+        mode=int(info.mode),
+        blksize=int(info.blksize),
     )
 
 
@@ -91,13 +106,45 @@ class Backend(abc.ABC):
     name: ClassVar[str]
 
     @abc.abstractmethod
-    async def read(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> int:
+    async def read(self, fd: int, buf: memoryview, cbuf: Any, pos: int, kind: int = KIND_IO) -> int:
         """Read into ``buf`` (a byte memoryview; ``cbuf`` is its address, from
-        ``ffi.from_buffer``) at ``pos`` (-1: the current position); the byte count."""
+        ``ffi.from_buffer``) at ``pos`` (-1: the current position); the byte
+        count. ``kind`` is KIND_IO or KIND_KEEP (see there)."""
 
     @abc.abstractmethod
-    async def write(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> int:
+    async def write(
+        self, fd: int, buf: memoryview, cbuf: Any, pos: int, kind: int = KIND_IO
+    ) -> int:
         """Write ``buf`` at ``pos`` (-1: the current position); the byte count."""
+
+    @abc.abstractmethod
+    def start_io(
+        self,
+        write: bool,
+        fd: int,
+        buf: memoryview,
+        cbuf: Any,
+        pos: int,
+        done: Callable[[int], None],
+    ) -> object:
+        """Start a read or write that no task waits for, and return a handle
+        for :meth:`cancel_io`.
+
+        ``done(result)`` is called exactly once, in the shard's own thread,
+        once the kernel (or thread) is done with ``buf``: ``result`` is the
+        byte count, or ``-errno`` (``-ECANCELED`` if cancelled in time). It
+        must not raise. The backend keeps ``buf`` alive until then. This is
+        how file streams keep reads and writes in flight ahead of the tasks
+        that use them.
+        """
+
+    @abc.abstractmethod
+    def cancel_io(self, handle: object) -> None:
+        """Ask the kernel (or the pool) to cancel an I/O from :meth:`start_io`.
+
+        Its ``done`` still comes, with ``-ECANCELED`` or with its result if
+        it was too far along. Cancelling a finished I/O does nothing.
+        """
 
     @abc.abstractmethod
     async def fsync(self, fd: int, *, datasync: bool) -> None:

@@ -65,6 +65,20 @@ T = TypeVar("T")
 
 
 @attrs.frozen
+class DmaFileStatistics:
+    """What :meth:`DmaFile.statistics` reports.
+
+    ``in_flight``: operations on this file started and not yet completed
+    (those of its file streams included). ``peak_in_flight``: the most there
+    have been at once since the file was opened -- the queue depth the file
+    actually reached.
+    """
+
+    in_flight: int
+    peak_in_flight: int
+
+
+@attrs.frozen
 class Alignment:
     """What direct I/O on a file requires, in bytes (all powers of two).
 
@@ -186,6 +200,7 @@ class DmaFile(lowlevel.ShardLocal):
     _backend: Backend
     _closing: bool = attrs.field(default=False, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
+    _peak_in_flight: int = attrs.field(default=0, init=False)
     _idle: shardio.Event | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
@@ -196,6 +211,11 @@ class DmaFile(lowlevel.ShardLocal):
     def closed(self) -> bool:
         """True once :meth:`aclose` has begun."""
         return self._closing
+
+    def statistics(self) -> DmaFileStatistics:
+        """Operations in flight on this file, now and at most (see
+        :class:`DmaFileStatistics`)."""
+        return DmaFileStatistics(in_flight=self._in_flight, peak_in_flight=self._peak_in_flight)
 
     def fileno(self) -> int:
         """The file descriptor (for ``os.fstat`` and the like; do not close it)."""
@@ -209,7 +229,9 @@ class DmaFile(lowlevel.ShardLocal):
         # Never hand a closed fd number to the kernel: it may be another file's now.
         if self._closing:
             raise OSError(errno.EBADF, "the DmaFile is closed", self.name)
-        self._in_flight += 1
+        in_flight = self._in_flight = self._in_flight + 1
+        if in_flight > self._peak_in_flight:
+            self._peak_in_flight = in_flight
         return self._fd
 
     def _end(self) -> None:
@@ -309,6 +331,42 @@ class DmaFile(lowlevel.ShardLocal):
                 self._end()
         finally:
             ffi.release(cbuf)
+
+    def _start_io(self, write: bool, pos: int, buf: Buffer, done: Callable[[int], None]) -> object:
+        """Start a read (into ``buf``) or a write (from it) at ``pos`` that no
+        task waits for; ``done(result)`` gets the byte count or ``-errno``.
+
+        For the file streams, which keep I/O in flight ahead of their users.
+        The checks are those of :meth:`read_into` / :meth:`write_at`; the
+        operation counts as in flight on the file until ``done`` (so
+        :meth:`aclose` waits for it), and the backend keeps ``buf`` alive
+        until then. Returns a handle for :meth:`_cancel_io`.
+        """
+        what = "write_at" if write else "read_into"
+        align = self.alignment.write if write else self.alignment.read
+        view, cbuf = self._buffer(what, buf, pos, align, writable=not write)
+        try:
+            fd = self._begin()
+        except BaseException:
+            ffi.release(cbuf)
+            raise
+
+        def finished(result: int) -> None:
+            ffi.release(cbuf)
+            self._end()
+            done(result)
+
+        try:
+            return self._backend.start_io(write, fd, view, cbuf, pos, finished)
+        except BaseException:
+            ffi.release(cbuf)
+            self._end()
+            raise
+
+    def _cancel_io(self, handle: object) -> None:
+        """Ask for an I/O from :meth:`_start_io` to be cancelled; its ``done``
+        still comes."""
+        self._backend.cancel_io(handle)
 
     async def read_many(
         self,

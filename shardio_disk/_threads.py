@@ -17,7 +17,9 @@ an ``open`` that succeeded, its fd is closed first.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +30,7 @@ from shardio import lowlevel
 
 from ._backend import (
     KIND_IO,
+    KIND_KEEP,
     KIND_OPEN,
     MAX_RW_BYTES,
     Backend,
@@ -102,7 +105,7 @@ class _Job:
             return
         self.settled = True
         self.backend.finished()
-        if self.raise_cancel is None:
+        if self.raise_cancel is None or (self.kind == KIND_KEEP and future.exception() is None):
             lowlevel.reschedule(self.task, outcome.capture(future.result))
             return
         if self.kind == KIND_OPEN and future.exception() is None:
@@ -139,13 +142,54 @@ class ThreadBackend(Backend):
         self.in_flight -= 1
         self.completed += 1
 
-    async def read(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> int:
-        result: int = await self.run(KIND_IO, _read, fd, buf, pos)
+    async def read(self, fd: int, buf: memoryview, cbuf: Any, pos: int, kind: int = KIND_IO) -> int:
+        result: int = await self.run(kind, _read, fd, buf, pos)
         return result
 
-    async def write(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> int:
-        result: int = await self.run(KIND_IO, _write, fd, buf, pos)
+    async def write(
+        self, fd: int, buf: memoryview, cbuf: Any, pos: int, kind: int = KIND_IO
+    ) -> int:
+        result: int = await self.run(kind, _write, fd, buf, pos)
         return result
+
+    def start_io(
+        self,
+        write: bool,
+        fd: int,
+        buf: memoryview,
+        cbuf: Any,
+        pos: int,
+        done: Callable[[int], None],
+    ) -> Future[int]:
+        future = self._pool.submit(_write if write else _read, fd, buf, pos)
+        self.in_flight += 1
+        self.submitted += 1
+        token = self.token
+
+        def finished(future: Future[int]) -> None:
+            # In the worker thread, or in this one for a withdrawn call.
+            token.run_sync_soon(self._deliver, future, done)
+
+        future.add_done_callback(finished)
+        return future
+
+    def _deliver(self, future: Future[int], done: Callable[[int], None]) -> None:
+        self.finished()
+        if future.cancelled():
+            done(-errno.ECANCELED)
+            return
+        error = future.exception()
+        if error is None:
+            done(future.result())
+        elif isinstance(error, OSError) and error.errno:
+            done(-error.errno)
+        else:
+            done(-errno.EIO)
+
+    def cancel_io(self, handle: object) -> None:
+        # A call already running in a thread cannot be taken back: it finishes.
+        assert isinstance(handle, Future)
+        handle.cancel()
 
     async def fsync(self, fd: int, *, datasync: bool) -> None:
         await self.run(KIND_IO, os.fdatasync if datasync else os.fsync, fd)

@@ -512,6 +512,7 @@ void statx_decode(const void *buf, struct uring_file_info *out)
     const struct statx *st = buf;
     out->mask = st->stx_mask;
     out->blksize = st->stx_blksize;
+    out->mode = st->stx_mode;
     out->size = st->stx_size;
     out->dev_major = st->stx_dev_major;
     out->dev_minor = st->stx_dev_minor;

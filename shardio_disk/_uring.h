@@ -15,6 +15,7 @@ struct uring_file_info {
     uint32_t dio_mem_align;         /* STATX_DIOALIGN: buffer alignment, 0 = no O_DIRECT */
     uint32_t dio_offset_align;      /* STATX_DIOALIGN: offset and length alignment */
     uint32_t dio_read_offset_align; /* STATX_DIO_READ_ALIGN: the same, for reads only */
+    uint32_t mode;                  /* STATX_TYPE | STATX_MODE: file type and permissions */
 };
 
 uring *uring_create(unsigned entries, unsigned cq_entries, int *error);

@@ -68,6 +68,17 @@ be dropped: a file descriptor. An OPENAT whose CQE carries an fd after its
 task was cancelled has that fd closed right there, before the task resumes,
 so a cancelled open leaks nothing.
 
+Two kinds of operation bend rule 2 without breaking rule 1. A
+``KIND_KEEP`` read or write (the buffered files of ``open_file``, which
+track a file position) that completed anyway resumes its cancelled task
+with its byte count rather than ``Cancelled``: the task then raises
+``Cancelled`` at its next checkpoint, and no byte that reached the file or
+the buffer goes unaccounted for. And an operation started with
+:meth:`Uring.start` (the read-ahead and write-behind of file streams) has
+no task at all: its record holds the memory, a callback gets the result
+when the CQE is reaped, and its owner reuses the buffer only from that
+callback on; :meth:`Uring.cancel` queues its ASYNC_CANCEL.
+
 The completions of ASYNC_CANCEL requests themselves (``user_data`` 0) carry
 nothing anyone waits for and are counted and dropped. At the end of the run
 (:meth:`Uring.close`) nothing should be in flight, since every task waited
@@ -98,6 +109,7 @@ from shardio import lowlevel
 
 from ._backend import (
     KIND_IO,
+    KIND_KEEP,
     KIND_OPEN,
     MAX_RW_BYTES,
     Backend,
@@ -148,12 +160,19 @@ def uring_unavailable_reason() -> str | None:
 
 
 class _Op:
-    """One operation in the kernel: what it needs kept alive, and who waits."""
+    """One operation in the kernel: what it needs kept alive, and who waits
+    (a task, or for :meth:`Uring.start`, a ``done`` callback)."""
 
-    __slots__ = ("args", "id", "kind", "raise_cancel", "ring", "task")
+    __slots__ = ("args", "cancelling", "done", "id", "kind", "raise_cancel", "ring", "task")
 
     def __init__(
-        self, ring: Uring, op_id: int, task: lowlevel.Task, kind: int, args: object
+        self,
+        ring: Uring,
+        op_id: int,
+        task: lowlevel.Task | None,
+        kind: int,
+        args: object,
+        done: Callable[[int], None] | None = None,
     ) -> None:
         self.ring = ring
         self.id = op_id
@@ -161,7 +180,10 @@ class _Op:
         self.kind = kind
         # Every object the SQE points into: alive until the CQE is reaped.
         self.args = args
+        self.done = done
         self.raise_cancel: lowlevel.RaiseCancelT | None = None
+        # An ASYNC_CANCEL for it is queued (operations from Uring.start).
+        self.cancelling = False
 
     def abort(self, raise_cancel: lowlevel.RaiseCancelT) -> lowlevel.Abort:
         # Never SUCCEEDED: the task waits for the CQE (see the module docstring).
@@ -171,13 +193,18 @@ class _Op:
         return lowlevel.Abort.FAILED
 
     def complete(self, result: int) -> None:
+        task = self.task
+        if task is None:
+            assert self.done is not None
+            self.done(result)
+            return
         raise_cancel = self.raise_cancel
-        if raise_cancel is None:
-            lowlevel.reschedule(self.task, outcome.Value(result))
+        if raise_cancel is None or (self.kind == KIND_KEEP and result >= 0):
+            lowlevel.reschedule(task, outcome.Value(result))
             return
         if self.kind == KIND_OPEN and result >= 0:
             os.close(result)
-        lowlevel.reschedule(self.task, outcome.capture(raise_cancel))
+        lowlevel.reschedule(task, outcome.capture(raise_cancel))
 
 
 class Uring(lowlevel.Poller):
@@ -268,6 +295,32 @@ class Uring(lowlevel.Poller):
         if result < 0:
             raise OSError(-result, os.strerror(-result))
         return result
+
+    def start(
+        self,
+        keep: object,
+        prep: Callable[..., int],
+        args: tuple[Any, ...],
+        done: Callable[[int], None],
+    ) -> int:
+        """Start one operation that no task waits for; ``done(result)`` is
+        called when its CQE is reaped (``result``: >= 0, or -errno). Returns
+        its id, for :meth:`cancel`. ``keep`` and ``args`` stay referenced
+        until the CQE, as in :meth:`perform`."""
+        op_id = self._next_id
+        self._next_id = op_id + 1
+        self.queue(prep, args, op_id)
+        self._ops[op_id] = _Op(self, op_id, None, KIND_IO, (keep, args), done)
+        self.submitted += 1
+        return op_id
+
+    def cancel(self, op_id: int) -> None:
+        """Ask the kernel to cancel operation ``op_id`` from :meth:`start`, if
+        it is still in flight (its ``done`` still comes, exactly once)."""
+        op = self._ops.get(op_id)
+        if op is not None and not op.cancelling:
+            op.cancelling = True
+            self.queue(lib.uring_prep_cancel, (op_id,), _NOBODY)
 
     # -- the Poller protocol ------------------------------------------------
 
@@ -382,15 +435,35 @@ class UringBackend(Backend):
 
     # read and write hand back perform()'s coroutine rather than awaiting
     # it: one coroutine frame fewer on the hot path.
-    def read(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> Coroutine[Any, Any, int]:
+    def read(
+        self, fd: int, buf: memoryview, cbuf: Any, pos: int, kind: int = KIND_IO
+    ) -> Coroutine[Any, Any, int]:
         return self._uring.perform(
-            KIND_IO, buf, lib.uring_prep_read, fd, cbuf, min(len(buf), MAX_RW_BYTES), pos
+            kind, buf, lib.uring_prep_read, fd, cbuf, min(len(buf), MAX_RW_BYTES), pos
         )
 
-    def write(self, fd: int, buf: memoryview, cbuf: Any, pos: int) -> Coroutine[Any, Any, int]:
+    def write(
+        self, fd: int, buf: memoryview, cbuf: Any, pos: int, kind: int = KIND_IO
+    ) -> Coroutine[Any, Any, int]:
         return self._uring.perform(
-            KIND_IO, buf, lib.uring_prep_write, fd, cbuf, min(len(buf), MAX_RW_BYTES), pos
+            kind, buf, lib.uring_prep_write, fd, cbuf, min(len(buf), MAX_RW_BYTES), pos
         )
+
+    def start_io(
+        self,
+        write: bool,
+        fd: int,
+        buf: memoryview,
+        cbuf: Any,
+        pos: int,
+        done: Callable[[int], None],
+    ) -> int:
+        prep = lib.uring_prep_write if write else lib.uring_prep_read
+        return self._uring.start(buf, prep, (fd, cbuf, min(len(buf), MAX_RW_BYTES), pos), done)
+
+    def cancel_io(self, handle: object) -> None:
+        assert isinstance(handle, int)
+        self._uring.cancel(handle)
 
     async def fsync(self, fd: int, *, datasync: bool) -> None:
         await self._uring.perform(KIND_IO, None, lib.uring_prep_fsync, fd, int(datasync))
