@@ -11,4 +11,15 @@ The parts, each usable and tested alone:
   :class:`.engine.LocalEngine`, the whole server in one process without I/O;
 * :mod:`.server` -- the network server: connections on every shard, one
   batched cross-shard call per owner shard per pipeline.
+
+Persistence (``--data-dir``), in the same style -- the format and the
+bookkeeping without I/O, the I/O alone:
+
+* :mod:`.records` -- the log's framed, checksummed records, and a reader
+  that finds where a crash cut the log short;
+* :mod:`.journal` -- a shard's cache changes as records;
+* :mod:`.recovery` -- records back into a cache;
+* :mod:`.log` -- a shard's log file: direct writes with group commit,
+  recovery, compaction;
+* :mod:`.datadir` -- the data directory: manifest, lock, resharding.
 """

@@ -12,6 +12,13 @@ connections, ``-I`` maximum item size (``1m``, ``512k``, or bytes), ``-M``
 return errors instead of evicting. ``-t`` (threads) is accepted and ignored:
 the shard count (``--smp``) plays its part. The first line printed says
 where the server listens; Ctrl-C stops it.
+
+``--data-dir DIR`` makes the data durable: each shard logs its changes to
+``DIR`` with direct I/O and acknowledges a change only once it is on disk,
+and a restarted server recovers everything it acknowledged (with another
+``--smp``, it reshards the data). The directory must be on a filesystem
+that supports O_DIRECT (not tmpfs before Linux 6.6). ``--compact-ratio``
+and ``--compact-min`` say when a log is rewritten without its dead records.
 """
 
 from __future__ import annotations
@@ -21,21 +28,30 @@ import sys
 
 import shardio
 
+from .datadir import DataDirectoryError
 from .engine import Settings
 from .server import serve
 
 MAX_ITEM_SIZE = 1024 * 1024 * 1024
 
 
-def item_size(text: str) -> int:
-    """memcached's ``-I`` argument: bytes, or a number with a k or m suffix."""
-    units = {"k": 1024, "m": 1024 * 1024}
+def byte_size(text: str) -> int:
+    """Bytes, or a number with a k, m or g suffix."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     scale = units.get(text[-1:].lower(), 1)
     digits = text[:-1] if scale != 1 else text
     try:
         size = int(digits) * scale
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad item size {text!r}") from None
+        raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}")
+    return size
+
+
+def item_size(text: str) -> int:
+    """memcached's ``-I`` argument: bytes, or a number with a k or m suffix."""
+    size = byte_size(text)
     if not 1024 <= size <= MAX_ITEM_SIZE:
         raise argparse.ArgumentTypeError("item size must be between 1k and 1024m")
     return size
@@ -58,6 +74,21 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "-M", "--disable-evictions", action="store_true", help="refuse to store when full"
     )
     parser.add_argument("-t", "--threads", type=int, default=None, help="ignored: see --smp")
+    parser.add_argument(
+        "--data-dir", default=None, help="keep the data durable in this directory (O_DIRECT)"
+    )
+    parser.add_argument(
+        "--compact-ratio",
+        type=float,
+        default=4.0,
+        help="rewrite a shard's log once it is this many times its live data (default 4)",
+    )
+    parser.add_argument(
+        "--compact-min",
+        type=byte_size,
+        default=16 << 20,
+        help="... and larger than this (default 16m)",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,6 +102,9 @@ async def main(arguments: argparse.Namespace) -> None:
         interface=arguments.listen or "",
         evictions=not arguments.disable_evictions,
         shards=shardio.shard_count(),
+        data_dir=arguments.data_dir,
+        compact_ratio=arguments.compact_ratio,
+        compact_min_bytes=arguments.compact_min,
     )
     async with shardio.open_nursery() as nursery:
         addresses = await nursery.start(serve, settings, arguments.listen)
@@ -93,9 +127,25 @@ def run(argv: list[str] | None = None) -> None:
             flush=True,
         )
     try:
-        shardio.run(main, arguments, shards=arguments.smp)
+        try:
+            shardio.run(main, arguments, shards=arguments.smp)
+        except* (DataDirectoryError, OSError) as group:
+            for error in _leaves(group):
+                print(f"memcached: {error}", file=sys.stderr, flush=True)
+            sys.exit(1)
     except KeyboardInterrupt:
         pass
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions in ``group`` and its nested groups."""
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found += _leaves(error)
+        else:
+            found.append(error)
+    return found
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ from typing import TypeAlias
 import attrs
 
 from . import protocol as p
+from .journal import Journal
+from .records import LogReader
+from .recovery import Replay, RestoreSummary, restore
 from .sharding import shard_for_key
 from .store import ArithmeticResult, Cache, Item, StoreResult
 
@@ -60,17 +63,38 @@ class Settings:
     interface: str = ""
     evictions: bool = True
     shards: int = 1
+    data_dir: str | None = None
+    """Where the shards keep their logs (``--data-dir``); None: no persistence."""
+    compact_ratio: float = 4.0
+    """Compact a shard's log once it is this many times its live data..."""
+    compact_min_bytes: int = 16 << 20
+    """... and larger than this."""
 
 
 # --------------------------------------------------------------------------
 # Jobs: the units a shard runs on its cache.
 
 
+KeyRequest: TypeAlias = (
+    p.Store
+    | p.StoreTooLarge
+    | p.Delete
+    | p.Arithmetic
+    | p.Touch
+    | p.MetaGet
+    | p.MetaSet
+    | p.MetaDelete
+    | p.MetaArithmetic
+    | p.MetaDebug
+)
+"""The requests about one key."""
+
+
 @attrs.frozen
 class KeyJob:
     """A request about one key, run where the key lives; returns its reply."""
 
-    request: p.Request
+    request: KeyRequest
 
 
 @attrs.frozen
@@ -121,9 +145,11 @@ JobResult: TypeAlias = bytes | list[bytes] | dict[str, int]
 
 @attrs.define(eq=False, slots=True)
 class ShardState:
-    """What one shard owns: its cache and its connection counters."""
+    """What one shard owns: its cache and its connection counters, and, when
+    the server persists its data, the journal of the cache's changes."""
 
     cache: Cache
+    journal: Journal | None = attrs.field(default=None, kw_only=True)
     connections: dict[str, int] = attrs.field(
         factory=lambda: {
             "curr_connections": 0,
@@ -136,16 +162,35 @@ class ShardState:
 
 
 def run_jobs(state: ShardState, jobs: Sequence[Job]) -> list[JobResult]:
-    """Run ``jobs`` in order on this shard; their results, in order."""
+    """Run ``jobs`` in order on this shard; their results, in order.
+
+    With a journal, every change the jobs make to the cache is appended to
+    it, in the order the changes happen (see :mod:`.journal`)."""
     cache = state.cache
+    journal = state.journal
     results: list[JobResult] = []
     for job in jobs:
         if isinstance(job, KeyJob):
-            results.append(_execute(cache, job.request))
+            if journal is None:
+                results.append(_execute(cache, job.request))
+            else:
+                key = job.request.key
+                before = journal.observe(key)
+                results.append(_execute(cache, job.request))
+                journal.record_change(key, before)
         elif isinstance(job, FetchJob):
-            results.append(_fetch(cache, job))
+            if journal is None or job.exptime is None:
+                results.append(_fetch(cache, job))
+            else:
+                # gat/gats set the exptime of every key they find.
+                seen = [journal.observe(key) for key in job.keys]
+                results.append(_fetch(cache, job))
+                for key, before in zip(job.keys, seen, strict=True):
+                    journal.record_change(key, before)
         elif isinstance(job, FlushJob):
             cache.flush_all(job.exptime)
+            if journal is not None:
+                journal.flush()
             results.append(b"")
         elif isinstance(job, StatsJob):
             results.append(_shard_figures(state, job.kind))
@@ -513,6 +558,8 @@ def _meta_debug(cache: Cache, request: p.MetaDebug) -> bytes:
 def _shard_figures(state: ShardState, kind: bytes) -> dict[str, int]:
     figures = state.cache.statistics()
     figures.update(state.connections)
+    if state.journal is not None:
+        figures.update(state.journal.statistics())
     if kind == b"items":
         figures["oldest_item_age"] = state.cache.oldest_item_age()
     return figures
@@ -755,11 +802,22 @@ def _slabs_stats(context: _StatsContext, total: dict[str, int]) -> bytes:
     return _stat_lines(pairs) + b"END\r\n"
 
 
+_LOG_STATS = (
+    "log_records",
+    "log_commits",
+    "log_compactions",
+    "log_appended_bytes",
+    "log_durable_bytes",
+    "log_pending_bytes",
+    "log_file_bytes",
+)
+
+
 def _shards_stats(per_shard: list[dict[str, int]]) -> bytes:
     pairs = [
         (f"shard:{index}:{name}", figures.get(name, 0))
         for index, figures in enumerate(per_shard)
-        for name in _SHARD_STATS
+        for name in (_SHARD_STATS + _LOG_STATS if "log_records" in figures else _SHARD_STATS)
     ]
     return _stat_lines(pairs) + b"END\r\n"
 
@@ -945,20 +1003,58 @@ class Frontend:
 @attrs.define(eq=False, slots=True)
 class LocalEngine:
     """A whole server in one process, without I/O: feed a connection's bytes,
-    get its reply bytes. ``shards`` caches are partitioned as in the server."""
+    get its reply bytes. ``shards`` caches are partitioned as in the server.
+
+    With ``persistent=True`` every shard journals its changes into
+    :attr:`logs` (the bytes its log file would hold, as if every write
+    had been made durable), and :meth:`restart` rebuilds the caches from
+    them, as the server does at start with ``--data-dir``.
+    """
 
     settings: Settings = attrs.field(factory=Settings)
     clock: Callable[[], float] = time.time
+    persistent: bool = attrs.field(default=False, kw_only=True)
     states: list[ShardState] = attrs.field(init=False)
     frontend: Frontend = attrs.field(init=False)
+    logs: list[bytearray] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        share = self.settings.memory_limit // self.settings.shards
-        self.states = [
-            ShardState(Cache(share, self.settings.evictions, self.clock))
-            for _ in range(self.settings.shards)
-        ]
+        self.logs = [bytearray() for _ in range(self.settings.shards)]
+        self.states = [self._shard_state() for _ in range(self.settings.shards)]
+        for state in self.states:
+            self._attach_journal(state)
         self.frontend = Frontend(self.settings)
+
+    def _shard_state(self) -> ShardState:
+        share = self.settings.memory_limit // self.settings.shards
+        return ShardState(Cache(share, self.settings.evictions, self.clock))
+
+    def _attach_journal(self, state: ShardState) -> None:
+        if self.persistent:
+            state.journal = Journal(state.cache)
+
+    def restart(self) -> list[RestoreSummary]:
+        """Replace every shard's cache by one rebuilt from its log (the
+        connections' statistics start over too); what each shard restored."""
+        assert self.persistent, "restart() needs persistent=True"
+        summaries = []
+        for shard in range(self.settings.shards):
+            self._sync(shard)
+            reader = LogReader(max_record=1 << 31)
+            replay = Replay()
+            for record in reader.feed(self.logs[shard]):
+                replay.apply(record)
+            state = self._shard_state()
+            summaries.append(restore(state.cache, [replay]))
+            self._attach_journal(state)  # after restoring, as the server does
+            self.states[shard] = state
+        return summaries
+
+    def _sync(self, shard: int) -> None:
+        journal = self.states[shard].journal
+        if journal is not None:
+            self.logs[shard] += journal.take()
+            journal.durable = journal.appended
 
     def parser(self) -> p.Parser:
         """A parser for a new connection, with this server's limits."""
@@ -968,6 +1064,8 @@ class LocalEngine:
         """Run a batch; the reply bytes and whether the connection closes."""
         plan = self.frontend.plan(requests)
         results = {shard: run_jobs(self.states[shard], jobs) for shard, jobs in plan.jobs.items()}
+        for shard in plan.jobs:
+            self._sync(shard)
         return b"".join(plan.assemble(results)), plan.close
 
     def converse(self, *chunks: bytes) -> bytes:

@@ -15,12 +15,22 @@ A client that pipelines 100 requests over 4 shards costs at most 3 messages,
 not 100. Each owner runs its list in one go, in request order, so requests
 that touch every shard (``flush_all``, ``stats``) keep their place in the
 pipeline on every shard.
+
+With a data directory (``Settings.data_dir``), each shard also keeps a log
+of its keys' changes (:mod:`.log`): the shard's journal records what its
+jobs changed, and an owner answers a list of jobs that changed anything
+only once those records are durable -- so no client hears ``STORED`` for a
+value a crash could lose. A writer task per shard, started here on every
+shard as a child of the server's nursery, does the writing.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import attrs
 
@@ -28,7 +38,9 @@ import shardio
 import shardio_net
 from shardio import TASK_STATUS_IGNORED, TaskStatus
 
+from .datadir import DataDirectory
 from .engine import Frontend, Job, JobResult, Settings, ShardState, run_jobs
+from .log import LogOptions, ShardLog
 from .protocol import Parser
 from .store import Cache
 
@@ -46,14 +58,33 @@ class ShardNode:
     settings: Settings
     state: ShardState
     frontend: Frontend
+    log: ShardLog | None = None
 
     @classmethod
-    def create(cls, settings: Settings) -> ShardNode:
-        """Build this shard's node (run on the shard itself)."""
+    async def create(cls, settings: Settings, previous_shards: int | None = None) -> ShardNode:
+        """Build this shard's node (run on the shard itself). With a data
+        directory, recover the cache from its logs, which were written by
+        ``previous_shards`` shards (None: there are none yet)."""
         share = settings.memory_limit // settings.shards
         cache = Cache(memory_limit=share, evictions=settings.evictions)
         here = shardio.current_shard()
-        return cls(settings, ShardState(cache), Frontend(settings, here=here))
+        node = cls(settings, ShardState(cache), Frontend(settings, here=here))
+        if settings.data_dir is not None:
+            options = LogOptions(settings.compact_ratio, settings.compact_min_bytes)
+            log, summary = await ShardLog.open(
+                Path(settings.data_dir), here, settings.shards, previous_shards, cache, options
+            )
+            node.log = log
+            node.state.journal = log.journal
+            # One write per line: the shards share stderr.
+            sys.stderr.write(f"memcached: {summary.describe(here)}\n")
+            sys.stderr.flush()
+        return node
+
+    async def aclose(self) -> None:
+        """Close the log file, if any (the writer has stopped by now)."""
+        if self.log is not None:
+            await self.log.aclose()
 
     @property
     def connection_limit(self) -> int:
@@ -64,10 +95,24 @@ class ShardNode:
         """A parser for a new connection, with the server's item size limit."""
         return Parser(item_size_max=self.settings.item_size_max)
 
+    async def run_jobs(self, jobs: list[Job]) -> list[JobResult]:
+        """Run this shard's jobs of one batch (on this shard); with a log,
+        return once the changes they made are durable."""
+        log = self.log
+        if log is None:
+            return run_jobs(self.state, jobs)
+        before = log.journal.appended
+        results = run_jobs(self.state, jobs)
+        if log.journal.appended != before:
+            await log.wait_durable(log.journal.appended)
+        return results
 
-def _run(node: ShardNode, jobs: list[Job]) -> list[JobResult]:
-    """Run on an owner shard: its jobs from one batch."""
-    return run_jobs(node.state, jobs)
+
+async def _write_log(service: shardio.Sharded[ShardNode]) -> None:
+    """The log writer of this shard (a child of the server's nursery)."""
+    log = service.local().log
+    assert log is not None
+    await log.run()
 
 
 async def _execute(
@@ -78,11 +123,11 @@ async def _execute(
     results: dict[int, list[JobResult]] = {}
     remote = [shard for shard in jobs if shard != here]
     if len(remote) == 1:
-        results[remote[0]] = await service.invoke_on(remote[0], _run, jobs[remote[0]])
+        results[remote[0]] = await service.invoke_on(remote[0], ShardNode.run_jobs, jobs[remote[0]])
     elif remote:
 
         async def call(shard: int) -> None:
-            results[shard] = await service.invoke_on(shard, _run, jobs[shard])
+            results[shard] = await service.invoke_on(shard, ShardNode.run_jobs, jobs[shard])
 
         async with shardio.open_nursery() as nursery:
             for shard in remote:
@@ -90,7 +135,7 @@ async def _execute(
     if here in jobs:
         # After the remote calls, so that a batch's effects on this shard
         # follow those it waited for, as on the other shards.
-        results[here] = run_jobs(node.state, jobs[here])
+        results[here] = await node.run_jobs(jobs[here])
     return results
 
 
@@ -135,13 +180,28 @@ async def serve(
     task_status: TaskStatus[list[tuple[str, int]]] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve memcached on every shard until cancelled. With
-    ``nursery.start``, returns the bound (host, port) addresses."""
-    async with shardio.sharded(ShardNode.create, settings) as service:
-        handler = functools.partial(handle_connection, service)
-        async with shardio.open_nursery() as nursery:
-            addresses = await nursery.start(
-                functools.partial(
-                    shardio_net.serve_tcp, handler, settings.port, host=host, shards="all"
+    ``nursery.start``, returns the bound (host, port) addresses -- after
+    every shard has recovered its data, if there is a data directory."""
+    directory = None
+    if settings.data_dir is not None:
+        directory = DataDirectory.open(settings.data_dir, settings.shards)
+    try:
+        previous = None if directory is None else directory.previous
+        # (mypy cannot solve ``T | Awaitable[T]`` from an async function alone.)
+        factory: Callable[..., ShardNode | Awaitable[ShardNode]] = ShardNode.create
+        async with shardio.sharded(factory, settings, previous) as service:
+            handler = functools.partial(handle_connection, service)
+            async with shardio.open_nursery() as nursery:
+                if directory is not None:
+                    await directory.commit()
+                    for shard in range(settings.shards):
+                        nursery.start_soon(_write_log, service, shard=shard)
+                addresses = await nursery.start(
+                    functools.partial(
+                        shardio_net.serve_tcp, handler, settings.port, host=host, shards="all"
+                    )
                 )
-            )
-            task_status.started([(address[0], address[1]) for address in addresses])
+                task_status.started([(address[0], address[1]) for address in addresses])
+    finally:
+        if directory is not None:
+            directory.close()

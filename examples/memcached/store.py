@@ -137,11 +137,18 @@ class Cache:
     ``memory_limit`` is in bytes (memcached's ``-m`` shared out over the
     shards); ``evictions=False`` is memcached's ``-M``: refuse to store rather
     than evict. ``clock`` returns Unix time in seconds.
+
+    A cache can be rebuilt from a log (see :mod:`.recovery`): :meth:`restore`
+    links an item as it was, CAS value and store time included, and
+    :meth:`restore_counters` sets the CAS counter and the flush state.
     """
 
     memory_limit: int = 64 * 1024 * 1024
     evictions: bool = True
     clock: Callable[[], float] = time.time
+    on_evict: Callable[[Item], None] | None = attrs.field(default=None, kw_only=True)
+    """Called with each item evicted to make room (the persistent log
+    records evictions, so that an evicted value does not come back)."""
     process_started: int = attrs.field(init=False)
     counters: dict[str, int] = attrs.field(init=False)
     bytes_used: int = attrs.field(default=0, init=False)
@@ -190,6 +197,24 @@ class Cache:
     def keys(self) -> list[bytes]:
         """Keys in LRU order, least recently used first (expired ones too)."""
         return list(self._items)
+
+    def items(self) -> list[Item]:
+        """Items in LRU order, least recently used first (expired ones too)."""
+        return list(self._items.values())
+
+    def peek(self, key: bytes) -> Item | None:
+        """The item stored under ``key``, live or not, without side effects:
+        nothing is counted, unlinked or bumped."""
+        return self._items.get(key)
+
+    def is_live(self, item: Item) -> bool:
+        """Neither expired nor flushed (what a ``get`` would return)."""
+        return not (self.is_expired(item) or self.is_flushed(item))
+
+    @property
+    def cas_counter(self) -> int:
+        """The last CAS value handed out."""
+        return self._cas_id
 
     def is_flushed(self, item: Item) -> bool:
         """Invalidated by ``flush_all`` (memcached's ``item_is_flushed``)."""
@@ -257,6 +282,8 @@ class Cache:
             if not victim.fetched:
                 self.counters["evicted_unfetched"] += 1
             self.unlink(victim)
+            if self.on_evict is not None:
+                self.on_evict(victim)
         return self.bytes_used + size <= self.memory_limit
 
     def _reclaim_if_dead(self, item: Item) -> bool:
@@ -280,6 +307,27 @@ class Cache:
         self._items[item.key] = item
         self.bytes_used += item.size
         self.counters["total_items"] += 1
+
+    def restore(self, item: Item) -> bool:
+        """Link ``item`` as most recently used, keeping its CAS value and
+        store time (recovery from a log); False if it does not fit. The CAS
+        counter moves up to the item's CAS value if it was below."""
+        old = self._items.get(item.key)
+        if old is not None:
+            self.unlink(old)
+        if not self.reserve(item.size):
+            return False
+        self._items[item.key] = item
+        self.bytes_used += item.size
+        self._cas_id = max(self._cas_id, item.cas)
+        return True
+
+    def restore_counters(self, cas_counter: int, oldest_live: int, oldest_cas: int) -> None:
+        """Set the CAS counter (never lower) and the flush state, in this
+        cache's relative seconds (recovery from a log)."""
+        self._cas_id = max(self._cas_id, cas_counter)
+        self.oldest_live = oldest_live
+        self.oldest_cas = oldest_cas
 
     def new_item(self, key: bytes, value: bytes, flags: int, exptime: int) -> Item | None:
         """Allocate (reserve room for) an item; None when out of memory.

@@ -3,21 +3,18 @@ pymemcache (including its HashClient over two servers) and by raw sockets."""
 
 from __future__ import annotations
 
-import re
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 import shardio_net
 from examples.memcached.engine import LocalEngine
 from examples.memcached.sharding import shard_for_key
+
+from .server_process import running_server
 
 pymemcache = pytest.importorskip("pymemcache", reason="pymemcache is in the 'test' extra")
 from pymemcache.client.base import Client  # noqa: E402
@@ -26,37 +23,6 @@ from pymemcache.client.hash import HashClient  # noqa: E402
 pytestmark = pytest.mark.skipif(
     not hasattr(shardio_net, "serve_tcp"), reason="shardio_net.serve_tcp is not available"
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def running_server(*args: str) -> Iterator[int]:
-    """Start the server on a kernel-chosen port; yield the port; stop it with
-    Ctrl-C and check it exits cleanly."""
-    command = [sys.executable, "-m", "examples.memcached", "-p", "0", "-l", "127.0.0.1", *args]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read()!r}"
-        yield int(match.group(1))
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-        finally:
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
-        assert code == 0
 
 
 @pytest.fixture(scope="module")
