@@ -96,6 +96,11 @@ class KeyJob:
 
     request: KeyRequest
 
+    def __reduce__(self) -> tuple[type[KeyJob], tuple[object, ...]]:
+        # Sent to other shards on the hot path: by constructor arguments,
+        # about twice as fast as attrs' default (state) pickling.
+        return KeyJob, (self.request,)
+
 
 @attrs.frozen
 class FetchJob:
@@ -104,6 +109,9 @@ class FetchJob:
     keys: tuple[bytes, ...]
     with_cas: bool
     exptime: int | None
+
+    def __reduce__(self) -> tuple[type[FetchJob], tuple[object, ...]]:
+        return FetchJob, (self.keys, self.with_cas, self.exptime)  # hot path: see KeyJob
 
 
 @attrs.frozen
@@ -863,6 +871,12 @@ class Plan:
         return [build(result) for build in self.replies]
 
 
+def _single_block(result: JobResult) -> bytes:
+    """The reply to a one-key retrieval: its block (if found) and END."""
+    assert isinstance(result, list)
+    return result[0] + b"END\r\n"
+
+
 def _constant(reply: bytes) -> _ReplyBuilder:
     return lambda _result: reply
 
@@ -948,6 +962,13 @@ class Frontend:
         return _constant(_line(request.line, request.noreply))
 
     def _route_retrieve(self, plan: Plan, request: p.Retrieve) -> _ReplyBuilder:
+        if len(request.keys) == 1 and not request.key_error:
+            # The common case, kept short: one key, one job, one block.
+            shard, index = plan.add(
+                self.owner(request.keys[0]),
+                FetchJob(request.keys, request.with_cas, request.exptime),
+            )
+            return lambda result: _single_block(result(shard, index))
         by_shard: dict[int, list[bytes]] = {}
         for key in request.keys:
             by_shard.setdefault(self.owner(key), []).append(key)

@@ -134,6 +134,8 @@ def _c_digits(token: bytes) -> tuple[bool, int, int] | None:
     digits. Returns (negative, magnitude, end index), or None when no digit was
     found or when the digits are followed by something other than whitespace
     (memcached's ``safe_strto*`` check on ``endptr``)."""
+    if token.isdigit():  # the usual case, answered in C
+        return False, int(token), len(token)
     i = 0
     n = len(token)
     while i < n and token[i] in _C_SPACE:
@@ -227,6 +229,19 @@ class Store:
     cas_unique: int = 0
     noreply: bool = False
 
+    def __reduce__(self) -> tuple[type[Store], tuple[object, ...]]:
+        # Sent to other shards on the hot path: by constructor arguments,
+        # about twice as fast as attrs' default (state) pickling.
+        return Store, (
+            self.verb,
+            self.key,
+            self.flags,
+            self.exptime,
+            self.value,
+            self.cas_unique,
+            self.noreply,
+        )
+
 
 @attrs.frozen
 class StoreTooLarge:
@@ -247,6 +262,9 @@ class Delete:
     key: bytes
     noreply: bool = False
 
+    def __reduce__(self) -> tuple[type[Delete], tuple[object, ...]]:
+        return Delete, (self.key, self.noreply)  # hot path: see Store
+
 
 @attrs.frozen
 class Arithmetic:
@@ -257,6 +275,9 @@ class Arithmetic:
     incr: bool
     noreply: bool = False
 
+    def __reduce__(self) -> tuple[type[Arithmetic], tuple[object, ...]]:
+        return Arithmetic, (self.key, self.delta, self.incr, self.noreply)  # see Store
+
 
 @attrs.frozen
 class Touch:
@@ -265,6 +286,9 @@ class Touch:
     key: bytes
     exptime: int
     noreply: bool = False
+
+    def __reduce__(self) -> tuple[type[Touch], tuple[object, ...]]:
+        return Touch, (self.key, self.exptime, self.noreply)  # hot path: see Store
 
 
 @attrs.frozen

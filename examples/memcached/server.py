@@ -8,13 +8,15 @@ shared and nothing is locked.
 
 A connection's task reads whatever the client sent, parses all of it
 (:class:`protocol.Parser`), and turns the batch into a :class:`engine.Plan`:
-one list of jobs per owner shard. It then sends each owner its whole list in
-one cross-shard call (the local shard's list runs in place, without a
-message), all owners at once, and writes the replies back in request order.
-A client that pipelines 100 requests over 4 shards costs at most 3 messages,
-not 100. Each owner runs its list in one go, in request order, so requests
-that touch every shard (``flush_all``, ``stats``) keep their place in the
-pipeline on every shard.
+one list of jobs per owner shard. It hands each other owner its whole list
+(the local shard's list runs in place, without a message), all owners at
+once, and writes the replies back in request order. A client that
+pipelines 100 requests over 4 shards costs at most 3 lists, not 100; and
+the lists of all the connections served in one scheduling pass travel to
+each owner together, in one cross-shard call (:mod:`.batching`). Each
+owner runs its lists in one go, in request order, so requests that touch
+every shard (``flush_all``, ``stats``) keep their place in the pipeline on
+every shard.
 
 With a data directory (``Settings.data_dir``), each shard also keeps a log
 of its keys' changes (:mod:`.log`): the shard's journal records what its
@@ -38,6 +40,7 @@ import shardio
 import shardio_net
 from shardio import TASK_STATUS_IGNORED, TaskStatus
 
+from .batching import Forwarder
 from .datadir import DataDirectory
 from .engine import Frontend, Job, JobResult, Settings, ShardState, run_jobs
 from .log import LogOptions, ShardLog
@@ -59,6 +62,11 @@ class ShardNode:
     state: ShardState
     frontend: Frontend
     log: ShardLog | None = None
+    forwarder: Forwarder = attrs.field(init=False)
+    service: shardio.Sharded[ShardNode] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.forwarder = Forwarder(self._send)
 
     @classmethod
     async def create(cls, settings: Settings, previous_shards: int | None = None) -> ShardNode:
@@ -98,42 +106,71 @@ class ShardNode:
     async def run_jobs(self, jobs: list[Job]) -> list[JobResult]:
         """Run this shard's jobs of one batch (on this shard); with a log,
         return once the changes they made are durable."""
+        return (await self.run_lists([jobs]))[0]
+
+    async def run_lists(self, lists: list[list[Job]]) -> list[list[JobResult]]:
+        """Run lists of jobs one after the other (on this shard); with a
+        log, return once the changes they made are durable."""
         log = self.log
         if log is None:
-            return run_jobs(self.state, jobs)
+            return _run_lists(self.state, lists)
         before = log.journal.appended
-        results = run_jobs(self.state, jobs)
+        results = _run_lists(self.state, lists)
         if log.journal.appended != before:
             await log.wait_durable(log.journal.appended)
         return results
 
+    async def _send(self, shard: int, lists: list[list[Job]]) -> list[list[JobResult]]:
+        """Run lists of jobs on the owner ``shard`` (the forwarder's call)."""
+        assert self.service is not None, "the shard's tasks are not running"
+        if self.log is None:
+            return await shardio.run_on(shard, _run_owned, self.service, lists)
+        return await self.service.invoke_on(shard, ShardNode.run_lists, lists)
 
-async def _write_log(service: shardio.Sharded[ShardNode]) -> None:
-    """The log writer of this shard (a child of the server's nursery)."""
-    log = service.local().log
-    assert log is not None
-    await log.run()
+
+def _run_lists(state: ShardState, lists: list[list[Job]]) -> list[list[JobResult]]:
+    return [run_jobs(state, jobs) for jobs in lists]
 
 
-async def _execute(
-    service: shardio.Sharded[ShardNode], node: ShardNode, jobs: dict[int, list[Job]]
-) -> dict[int, list[JobResult]]:
+def _run_owned(
+    service: shardio.Sharded[ShardNode], lists: list[list[Job]]
+) -> list[list[JobResult]]:
+    """Lists of jobs for this shard, when there is no log to wait for.
+
+    A synchronous function: the owner shard runs it as the message arrives,
+    without starting a task for it -- the cheapest cross-shard call."""
+    return _run_lists(service.local().state, lists)
+
+
+async def _shard_tasks(
+    service: shardio.Sharded[ShardNode], *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED
+) -> None:
+    """This shard's own tasks, for as long as the server runs (a child of
+    the server's nursery, on this shard): the batches it forwards to other
+    shards, and its log writer."""
+    node = service.local()
+    async with shardio.open_nursery() as nursery:
+        node.service = service
+        node.forwarder.nursery = nursery
+        if node.log is not None:
+            nursery.start_soon(node.log.run)
+        task_status.started()
+        await shardio.sleep_forever()
+
+
+async def _execute(node: ShardNode, jobs: dict[int, list[Job]]) -> dict[int, list[JobResult]]:
     """Every owner's jobs, all owners at once; this shard's run in place."""
     here = node.frontend.here
+    forwarded = [
+        (shard, *node.forwarder.submit(shard, owned))
+        for shard, owned in jobs.items()
+        if shard != here
+    ]
     results: dict[int, list[JobResult]] = {}
-    remote = [shard for shard in jobs if shard != here]
-    if len(remote) == 1:
-        results[remote[0]] = await service.invoke_on(remote[0], ShardNode.run_jobs, jobs[remote[0]])
-    elif remote:
-
-        async def call(shard: int) -> None:
-            results[shard] = await service.invoke_on(shard, ShardNode.run_jobs, jobs[shard])
-
-        async with shardio.open_nursery() as nursery:
-            for shard in remote:
-                nursery.start_soon(call, shard)
+    for shard, batch, index in forwarded:
+        results[shard] = await batch.result(index)
     if here in jobs:
-        # After the remote calls, so that a batch's effects on this shard
+        # After the remote jobs, so that a batch's effects on this shard
         # follow those it waited for, as on the other shards.
         results[here] = await node.run_jobs(jobs[here])
     return results
@@ -162,7 +199,7 @@ async def handle_connection(
             if not requests:
                 continue
             plan = node.frontend.plan(requests)
-            results = await _execute(service, node, plan.jobs)
+            results = await _execute(node, plan.jobs)
             reply = b"".join(plan.assemble(results))
             if reply:
                 counters["bytes_written"] += len(reply)
@@ -194,8 +231,8 @@ async def serve(
             async with shardio.open_nursery() as nursery:
                 if directory is not None:
                     await directory.commit()
-                    for shard in range(settings.shards):
-                        nursery.start_soon(_write_log, service, shard=shard)
+                for shard in range(settings.shards):
+                    await nursery.start(_shard_tasks, service, shard=shard)
                 addresses = await nursery.start(
                     functools.partial(
                         shardio_net.serve_tcp, handler, settings.port, host=host, shards="all"
