@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo tour serve test lint typecheck bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,19 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
+# The memcached job: the sharded server under a load for about ten seconds.
 demo: $(STAMP)
+	$(BIN)/python -m examples.memcached.demo
+
+# A tour of the core: nurseries, deadlines, shards, channels (examples/demo.py).
+tour: $(STAMP)
 	$(BIN)/python -m examples.demo
+
+# The memcached server in the foreground on every shard; Ctrl-C stops it.
+# Options go in SERVE_ARGS, e.g. make serve SERVE_ARGS="-p 11311 --data-dir /var/tmp/mc".
+SERVE_ARGS ?= -p 11211 -l 127.0.0.1
+serve: $(STAMP)
+	$(BIN)/python -m examples.memcached $(SERVE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shardio shardio_net shardio_disk tests bench examples

@@ -1,6 +1,6 @@
 """A tour of shardio in one program: a TCP server, its clients, and work on every shard.
 
-Run it from the repository root with ``make demo`` (or ``python -m examples.demo``
+Run it from the repository root with ``make tour`` (or ``python -m examples.demo``
 once the virtualenv exists). It needs nothing but the loopback interface and
 finishes by itself in about five seconds.
 
