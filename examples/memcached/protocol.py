@@ -200,7 +200,10 @@ def strtoull(token: bytes) -> int | None:
 StoreVerb: TypeAlias = Literal["set", "add", "replace", "append", "prepend", "cas"]
 
 
-@attrs.frozen
+# Retrieve and Store are made for nearly every request: plain slotted classes
+# are built three times faster than frozen ones (hot path). Treat them as
+# immutable all the same.
+@attrs.define(slots=True)
 class Retrieve:
     """``get``/``gets``/``gat``/``gats`` (and the ancient ``bget``).
 
@@ -216,7 +219,7 @@ class Retrieve:
     key_error: bool = False
 
 
-@attrs.frozen
+@attrs.define(slots=True)  # not frozen: see Retrieve
 class Store:
     """``set``/``add``/``replace``/``append``/``prepend``/``cas`` with its
     data block. ``cas_unique`` is 0 except for ``cas``."""
@@ -542,52 +545,65 @@ class Parser:
         out: list[Request] = []
         if self.closed:
             return out
-        view = memoryview(data).cast("B")
         if self._swallow:
+            view = memoryview(data).cast("B")
             skipped = min(self._swallow, len(view))
             self._swallow -= skipped
-            view = view[skipped:]
+            data = view[skipped:]
         buffer = self._buffer
-        buffer += view
+        # Hot path: with nothing left over from the previous call (the usual
+        # case), parse the new bytes where they are, without copying them
+        # into the buffer first; only what is left over at the end is kept.
+        source: bytes | bytearray
+        if buffer:
+            buffer += data
+            source = buffer
+        else:
+            source = data if isinstance(data, bytes) else bytes(data)
         position = 0
         while not self.closed:
             pending = self._pending
             if self._swallow:
-                # Discard straight from the buffer (the rest arrives later and
+                # Discard straight from the source (the rest arrives later and
                 # is dropped at the top of feed, never buffered).
-                skipped = min(self._swallow, len(buffer) - position)
+                skipped = min(self._swallow, len(source) - position)
                 self._swallow -= skipped
                 position += skipped
                 if self._swallow:
                     break
             elif pending is not None:
-                if len(buffer) - position < pending.size:
+                if len(source) - position < pending.size:
                     break
-                block = bytes(buffer[position : position + pending.size])
+                block = bytes(source[position : position + pending.size])
                 position += pending.size
                 self._pending = None
                 out.append(self._complete_data(pending, block))
             else:
-                newline = buffer.find(b"\n", max(position, self._scanned))
+                newline = source.find(b"\n", max(position, self._scanned))
                 if newline < 0:
-                    self._scanned = len(buffer)
-                    self._check_partial_line(buffer, position, out)
+                    self._scanned = len(source)
+                    self._check_partial_line(source, position, out)
                     break
-                line = bytes(buffer[position:newline])
+                line = bytes(source[position:newline])
                 position = newline + 1
                 self._scanned = position
                 self._process_line(line, out)
         if self.closed:
             buffer.clear()
             self._scanned = 0
-        else:
+            return out
+        if source is buffer:
             del buffer[:position]
-            self._scanned = max(0, self._scanned - position)
+        elif position < len(source):
+            buffer += memoryview(source)[position:]
+        self._scanned = max(0, self._scanned - position)
         return out
 
     # -- lines -------------------------------------------------------------
 
-    def _check_partial_line(self, buffer: bytearray, position: int, out: list[Request]) -> None:
+    def _check_partial_line(
+        self, buffer: bytes | bytearray, position: int, out: list[Request]
+    ) -> None:
         """memcached's rule for a line without a newline yet."""
         waiting = len(buffer) - position
         if waiting <= MAX_LINE_WITHOUT_NEWLINE:
