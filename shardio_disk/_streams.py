@@ -205,10 +205,10 @@ class FileInputStream(ReceiveStream):
 
     # -- reads in flight ---------------------------------------------------------------
 
-    def _fill(self) -> None:
-        """Start reads until ``read_ahead`` are queued (at least one if the
-        consumer waits), unless the file or the range has ended."""
-        depth = max(self._read_ahead, 1)
+    def _fill(self, minimum: int = 0) -> None:
+        """Start reads until ``read_ahead`` are queued (``minimum`` if more:
+        1 when the consumer waits), unless the file or the range has ended."""
+        depth = max(self._read_ahead, minimum)
         while len(self._queue) < depth and not self._eof and not self._closed:
             end = self._end
             if end is not None and self._next_pos >= end:
@@ -267,7 +267,7 @@ class FileInputStream(ReceiveStream):
     async def _next_buffer(self) -> None:
         """Make the next completed read the current buffer (waiting for it);
         at the end of the file, leave no current buffer."""
-        self._fill()
+        self._fill(1)
         if not self._queue:
             self._eof = True
             return

@@ -127,6 +127,19 @@ async def test_the_read_ahead_depth_is_reached_and_not_exceeded(
         assert stats.bytes == 64 * 4096
 
 
+async def test_without_read_ahead_the_stream_reads_on_demand(dma_dir: Path) -> None:
+    path = dma_dir / "on-demand"
+    data = pattern(8 * 4096)
+    path.write_bytes(data)
+    file = await shardio_disk.open_dma(path, "r")
+    async with shardio_disk.FileInputStream(file, 4096, 0) as stream:
+        for block in range(3):
+            assert await stream.receive_some() == data[block * 4096 : (block + 1) * 4096]
+            # Nothing read ahead: no read until the next call asks.
+            assert stream.statistics().in_flight == 0
+            assert stream.statistics().operations == block + 1
+
+
 @pytest.mark.parametrize("write_behind", [0, 1, 4, 16])
 async def test_the_write_behind_depth_is_reached_and_not_exceeded(
     dma_dir: Path, write_behind: int
