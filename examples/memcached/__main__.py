@@ -19,6 +19,8 @@ and a restarted server recovers everything it acknowledged (with another
 ``--smp``, it reshards the data). The directory must be on a filesystem
 that supports O_DIRECT (not tmpfs before Linux 6.6). ``--compact-ratio``
 and ``--compact-min`` say when a log is rewritten without its dead records.
+``--idle-poll-us`` is Seastar's idle poll time: how long a shard with
+nothing to do keeps polling before it sleeps (less CPU for more latency).
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir", default=None, help="keep the data durable in this directory (O_DIRECT)"
     )
     parser.add_argument(
+        "--idle-poll-us",
+        type=float,
+        default=None,
+        help="how long an idle shard polls before it sleeps (shardio's default: 200)",
+    )
+    parser.add_argument(
         "--compact-ratio",
         type=float,
         default=4.0,
@@ -128,7 +136,10 @@ def run(argv: list[str] | None = None) -> None:
         )
     try:
         try:
-            shardio.run(main, arguments, shards=arguments.smp)
+            options = {}
+            if arguments.idle_poll_us is not None:
+                options["idle_poll_us"] = arguments.idle_poll_us
+            shardio.run(main, arguments, shards=arguments.smp, **options)
         except* (DataDirectoryError, OSError) as group:
             for error in _leaves(group):
                 print(f"memcached: {error}", file=sys.stderr, flush=True)

@@ -189,13 +189,16 @@ async def handle_connection(
     counters["curr_connections"] += 1
     counters["total_connections"] += 1
     parser = node.parser()
+    # One receive buffer per connection, reused: no allocation per read.
+    buffer = bytearray(RECEIVE_SIZE)
+    view = memoryview(buffer)
     try:
         while not parser.closed:
-            data = await stream.receive_some(RECEIVE_SIZE)
-            if not data:
+            received = await stream.receive_into(buffer)
+            if not received:
                 return
-            counters["bytes_read"] += len(data)
-            requests = parser.feed(data)
+            counters["bytes_read"] += received
+            requests = parser.feed(view[:received])
             if not requests:
                 continue
             plan = node.frontend.plan(requests)
