@@ -41,7 +41,6 @@ filling *releases* the views it handed out, so a stale view raises
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import TYPE_CHECKING, final
 
 from shardio.abc import ReceiveStream
@@ -74,12 +73,23 @@ class ReceiveBuffer:
                 break                 # end-of-file
     """
 
-    __slots__ = ("_buffer", "_end", "_initial", "_lent", "_reserved", "_searched", "_start")
+    __slots__ = (
+        "_buffer",
+        "_end",
+        "_initial",
+        "_least_receive",
+        "_lent",
+        "_reserved",
+        "_searched",
+        "_start",
+    )
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self._initial = capacity
+        # What receive_from makes room for when not told.
+        self._least_receive = max(1, capacity // 4)
         self._buffer = bytearray(capacity)
         self._start = 0
         self._end = 0
@@ -118,12 +128,19 @@ class ReceiveBuffer:
     def _make_room(self, size: int) -> None:
         """Release the lent views, then make at least ``size`` bytes of free
         tail, moving or reallocating the unread bytes if needed."""
-        for view in self._lent:
-            # A view something else has a buffer of cannot be released; the
-            # rule still holds, unenforced, for that one.
-            with suppress(BufferError):
-                view.release()
-        self._lent.clear()
+        # Hot path (once per receive): try/except rather than a context
+        # manager per view, and the common case -- nothing unread, room
+        # enough -- returns after a few comparisons.
+        lent = self._lent
+        if lent:
+            for view in lent:
+                try:
+                    view.release()
+                except BufferError:
+                    # A view something else holds a buffer of cannot be
+                    # released; the rule still holds, unenforced, for that one.
+                    pass
+            lent.clear()
         self._reserved = 0
         unread = self._end - self._start
         if not unread:
@@ -153,9 +170,13 @@ class ReceiveBuffer:
         if size < 1:
             raise ValueError(f"size must be at least 1, not {size}")
         self._make_room(size)
-        view = memoryview(self._buffer)[self._end :]
+        end = self._end
+        view = memoryview(self._buffer)
+        if end:
+            view = view[end:]
         self._reserved = len(view)
-        return self._lend(view)
+        self._lent.append(view)
+        return view
 
     def commit(self, count: int) -> None:
         """Mark ``count`` bytes at the start of the view from :meth:`reserve`
@@ -195,16 +216,29 @@ class ReceiveBuffer:
         at least a quarter of the initial capacity). Views lent earlier
         become invalid.
         """
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
         receive_into = getattr(stream, "receive_into", None)
         if receive_into is None:
             data = await stream.receive_some(max_bytes)
             self.append(data)
             return len(data)
-        view = self.reserve(max_bytes or max(1, self._initial // 4))
-        if max_bytes is not None:
-            view = self._lend(view[:max_bytes])
-        count: int = await receive_into(view)
-        self.commit(count)
+        # Hot path (once per receive). The view of the free tail is never
+        # handed out, so it is not lent: it is released as soon as the
+        # stream has written into it.
+        self._make_room(max_bytes or self._least_receive)
+        end = self._end
+        view = memoryview(self._buffer)
+        if end or max_bytes is not None:
+            view = view[end : None if max_bytes is None else end + max_bytes]
+        try:
+            count: int = await receive_into(view)
+        finally:
+            try:
+                view.release()
+            except BufferError:
+                pass  # the stream kept a view of it; the rule is unenforced
+        self._end = end + count
         return count
 
     # -- looking --------------------------------------------------------------
@@ -279,9 +313,10 @@ class ReceiveBuffer:
 
     def skip(self, count: int) -> None:
         """Consume and discard the first ``count`` unread bytes."""
-        if not 0 <= count <= len(self):
+        if not 0 <= count <= self._end - self._start:
             raise ValueError(f"skip({count}): only {len(self)} bytes are unread")
-        self._consume(count)
+        self._start += count
+        self._searched = (b"", 0)
 
     def clear(self) -> None:
         """Discard every unread byte."""

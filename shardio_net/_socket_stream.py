@@ -52,6 +52,7 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 102
 _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 _SEND_FLAGS = socket.MSG_NOSIGNAL  # EPIPE as an error, never SIGPIPE
 _LINGER_RESET = struct.pack("ii", 1, 0)
+_NO_THRESHOLD = 1 << 62  # zerocopy_threshold=None: no send is large
 _Socket = socket.socket  # in the class body, "socket" is the attribute
 
 
@@ -217,9 +218,16 @@ class SocketStream(lowlevel.ShardLocal, HalfCloseableStream):
         An empty buffer is a :class:`ValueError` (0 would read as
         end-of-file). Raises as :meth:`receive_some` otherwise.
         """
-        with memoryview(buffer) as view:
-            if not view.nbytes:
-                raise ValueError("receive_into needs a non-empty buffer")
+        kind = type(buffer)  # hot path: the common types' sizes, without a call
+        if kind is memoryview:
+            size = buffer.nbytes  # type: ignore[attr-defined]
+        elif kind is bytearray:
+            size = len(buffer)  # type: ignore[arg-type]
+        else:
+            with memoryview(buffer) as view:
+                size = view.nbytes
+        if not size:
+            raise ValueError("receive_into needs a non-empty buffer")
         if self._receiving:
             raise shardio.BusyResourceError("another task is already receiving on this stream")
         self._receiving = True
@@ -285,24 +293,38 @@ class SocketStream(lowlevel.ShardLocal, HalfCloseableStream):
         try:
             if self._eof_sent:
                 raise shardio.ClosedResourceError("cannot send data after send_eof()")
-            views = _byte_views(data)
             sock = self.socket
-            if not views:
-                if sock.fileno() == -1:
-                    raise shardio.ClosedResourceError("this stream was closed")
-                await lowlevel.checkpoint()
-                return
-            await lowlevel.checkpoint_if_cancelled()
-            if len(views) == 1 and len(views[0]) < (self.zerocopy_threshold or 1 << 62):
-                # The common case: one small buffer, usually sent in one call.
+            small = self.zerocopy_threshold or _NO_THRESHOLD
+            if type(data) is bytes and 0 < len(data) < small:
+                # The hot path: one small bytes object, usually sent in one
+                # call. Bytes cannot change under us: no view is needed.
+                await lowlevel.checkpoint_if_cancelled()
                 try:
-                    sent = sock.send(views[0], _SEND_FLAGS)
+                    sent = sock.send(data, _SEND_FLAGS)
                 except BlockingIOError:
                     sent = 0
-                if sent == len(views[0]):
+                if sent == len(data):
                     await lowlevel.cancel_shielded_checkpoint()
                     return
-                views[0] = views[0][sent:]
+                views = [memoryview(data)[sent:]]
+            else:
+                views = _byte_views(data)
+                if not views:
+                    if sock.fileno() == -1:
+                        raise shardio.ClosedResourceError("this stream was closed")
+                    await lowlevel.checkpoint()
+                    return
+                await lowlevel.checkpoint_if_cancelled()
+                if len(views) == 1 and len(views[0]) < small:
+                    # One small buffer of another type: the same, with a view.
+                    try:
+                        sent = sock.send(views[0], _SEND_FLAGS)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent == len(views[0]):
+                        await lowlevel.cancel_shielded_checkpoint()
+                        return
+                    views[0] = views[0][sent:]
             await self._send_views(sock, views)
         except OSError as exc:
             raise_stream_error(exc)

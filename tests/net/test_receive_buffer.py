@@ -152,6 +152,31 @@ async def test_receive_from_writes_straight_into_the_free_tail_with_receive_into
     assert await buffer.receive_from(stream) == 0
 
 
+class KeepingStream(IntoStream):
+    """A receive_into that keeps the view it was given, as a stream must not."""
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        self.kept = buffer
+        return await super().receive_into(buffer)
+
+
+async def test_receive_from_releases_the_view_it_gave_the_stream() -> None:
+    buffer = ReceiveBuffer(capacity=32)
+    stream = KeepingStream([b"abc"])
+    await buffer.receive_from(stream)
+    with pytest.raises(ValueError, match="released"):
+        stream.kept[0] = 0
+    assert bytes(buffer) == b"abc"
+
+
+async def test_receive_from_refuses_max_bytes_below_one() -> None:
+    buffer = ReceiveBuffer()
+    for stream in (IntoStream([b"x"]), memory_stream_pair()[1]):
+        with pytest.raises(ValueError, match="max_bytes"):
+            await buffer.receive_from(stream, max_bytes=0)
+    assert not buffer
+
+
 # ---------------------------------------------------------------------------
 # Property tests
 # ---------------------------------------------------------------------------
