@@ -59,6 +59,8 @@ class Forwarder:
 
     ``send`` makes the cross-shard call; the tasks that make it run in
     ``nursery`` (the shard's own nursery, set once it is running).
+    ``counters`` counts the calls made and the lists they carried (the
+    server shows them in ``stats shards``).
     """
 
     send: Send

@@ -156,8 +156,9 @@ JobResult: TypeAlias = bytes | list[bytes] | dict[str, int]
 
 @attrs.define(eq=False, slots=True)
 class ShardState:
-    """What one shard owns: its cache and its connection counters, and, when
-    the server persists its data, the journal of the cache's changes."""
+    """What one shard owns: its cache, its connection counters, the counters
+    of the batches it forwards to other shards, and, when the server
+    persists its data, the journal of the cache's changes."""
 
     cache: Cache
     journal: Journal | None = attrs.field(default=None, kw_only=True)
@@ -169,6 +170,9 @@ class ShardState:
             "bytes_read": 0,
             "bytes_written": 0,
         }
+    )
+    forwarding: dict[str, int] = attrs.field(
+        factory=lambda: {"forward_calls": 0, "forward_lists": 0}
     )
 
 
@@ -569,6 +573,7 @@ def _meta_debug(cache: Cache, request: p.MetaDebug) -> bytes:
 def _shard_figures(state: ShardState, kind: bytes) -> dict[str, int]:
     figures = state.cache.statistics()
     figures.update(state.connections)
+    figures.update(state.forwarding)
     if state.journal is not None:
         figures.update(state.journal.statistics())
     if kind == b"items":
@@ -684,6 +689,8 @@ _SHARD_STATS = (
     "get_misses",
     "curr_connections",
     "total_connections",
+    "forward_calls",
+    "forward_lists",
 )
 
 

@@ -163,23 +163,28 @@ class _Appender:
     _buffer: memoryview | None = None
 
     async def append(self, data: bytes | bytearray, *, sync: bool) -> None:
-        """Write ``data`` after the records (and ``fdatasync`` if ``sync``)."""
+        """Write ``data`` after the records (and ``fdatasync`` if ``sync``).
+
+        Only once that is done does the appender move its end: an append
+        that failed or was cancelled may be retried with the same data (and
+        more), which then lands in the same place."""
+        end, block = self.end, self.block
         if data:
             align = self.file.alignment.write
-            start = self.end - len(self.block)
-            used = len(self.block) + len(data)
+            used = len(block) + len(data)
             size = -(-used // align) * align
             buffer = self._buffer_for(size)
-            buffer[: len(self.block)] = self.block
-            buffer[len(self.block) : used] = data
+            buffer[: len(block)] = block
+            buffer[len(block) : used] = data
             buffer[used:size] = bytes(size - used)
-            written = await self.file.write_at(start, buffer[:size])
+            written = await self.file.write_at(end - len(block), buffer[:size])
             if written != size:
                 raise OSError(errno.EIO, f"short write ({written} of {size} bytes)", self.path)
-            self.end += len(data)
-            self.block = bytes(buffer[used - used % align : used])
+            end += len(data)
+            block = bytes(buffer[used - used % align : used])
         if sync:
             await self.file.fdatasync()
+        self.end, self.block = end, block
 
     def _buffer_for(self, size: int) -> memoryview:
         buffer = self._buffer
@@ -205,7 +210,9 @@ async def _read_log(path: Path, replay: Replay) -> tuple[shardio_disk.DmaFile, i
             if len(data) < READ_CHUNK:
                 break
         end = reader.finish()
-        align = file.alignment.read
+        # The partial block the next write starts with: from the last
+        # boundary of the *write* alignment (a multiple of the read one).
+        align = file.alignment.write
         partial = end.valid_end % align
         block = b""
         if partial:

@@ -66,7 +66,7 @@ class ShardNode:
     service: shardio.Sharded[ShardNode] | None = None
 
     def __attrs_post_init__(self) -> None:
-        self.forwarder = Forwarder(self._send)
+        self.forwarder = Forwarder(self._send, counters=self.state.forwarding)
 
     @classmethod
     async def create(cls, settings: Settings, previous_shards: int | None = None) -> ShardNode:

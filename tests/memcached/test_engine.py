@@ -184,4 +184,4 @@ def test_a_sharded_engine_answers_as_one_cache_does() -> None:
     # Per-shard CAS counters: uniques may differ; everything else is equal.
     strip = re.compile(rb"(VALUE \S+ \d+ \d+) \d+|c\d+|STAT shard:.*\r\n")
     assert strip.sub(rb"\1", single) == strip.sub(rb"\1", sharded)
-    assert sharded.count(b"STAT shard:") == 4 * 11
+    assert sharded.count(b"STAT shard:") == 4 * 13

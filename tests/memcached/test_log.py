@@ -153,12 +153,17 @@ async def test_compaction_rewrites_the_log_smaller_while_writes_go_on(data_dir: 
         async with shardio.open_nursery() as nursery:
             for worker in range(8):
                 nursery.start_soon(writer, worker)
+        assert figures(node)["log_compactions"] >= 1
+        # Once the writes stop, the log settles under the compaction
+        # threshold -- a compaction may still be finishing.
+        threshold = max(64 * 1024, 2.0 * node.state.cache.bytes_used)
+        with shardio.fail_after(10):
+            while figures(node)["log_file_bytes"] > threshold:
+                await shardio.sleep(0.02)
+            while compact_path(data_dir, 0, 1).exists():
+                await shardio.sleep(0.02)
         counts = figures(node)
-        written = counts["log_appended_bytes"]
-        assert counts["log_compactions"] >= 2
-        size = log_path(data_dir, 0, 1).stat().st_size
-        assert size < written / 3
-        assert not compact_path(data_dir, 0, 1).exists()
+        assert counts["log_file_bytes"] < counts["log_appended_bytes"] / 5
     async with running_node(data_dir) as node:
         for worker in range(8):
             for slot in range(10):

@@ -96,6 +96,10 @@ def test_pymemcache_stats_add_up_over_shards(port: int) -> None:
     shards = mc.stats("shards")
     per_shard = [shards[b"shard:%d:curr_items" % shard] for shard in (0, 1)]
     assert sum(per_shard) == stats[b"curr_items"]
+    # The keys of the other shard went there in batches, one call each.
+    calls = sum(shards[b"shard:%d:forward_calls" % shard] for shard in (0, 1))
+    lists = sum(shards[b"shard:%d:forward_lists" % shard] for shard in (0, 1))
+    assert 0 < calls <= lists
     mc.close()
 
 
