@@ -116,6 +116,8 @@ async def serve_http(
             else:  # PAUSED after a closing cycle, or ConnectionClosed
                 if ready:
                     await stream.send_all(ready)
+                if buffer:  # requests sent after the one that closed
+                    await linger(stream)
                 return
     except shardio.BrokenResourceError:
         return  # the client reset the connection: nobody is left to answer

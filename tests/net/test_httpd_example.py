@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,6 +176,32 @@ def test_connection_close_is_honoured_after_the_response(server: Server) -> None
         b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\ncontent-type: text/plain\r\n"
         b"connection: close\r\n\r\nHello, World!"
     )
+
+
+def test_requests_pipelined_after_connection_close_are_not_answered(server: Server) -> None:
+    with server.connect() as client:
+        client.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            b"GET /shard HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+        )
+        received = receive_until_closed(client)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b"\r\nconnection: close\r\n\r\nHello, World!")
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() -> None:
+    quick = Server("--idle-timeout", "0.2")
+    try:
+        with quick.connect() as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            pending = bytearray()
+            assert read_response(client, pending) == HELLO_RESPONSE
+            start = time.monotonic()
+            assert client.recv(1) == b""  # closed by the server, not by us
+            assert 0.1 < time.monotonic() - start < 5
+    finally:
+        status, _, errors = quick.stop()
+    assert status == 0, errors
 
 
 def test_an_http_1_0_request_without_keep_alive_closes_after_the_response(
