@@ -65,6 +65,7 @@ import outcome
 import sniffio
 from sortedcontainers import SortedDict
 
+from ._asyncgens import AsyncGenerators
 from ._cancel import CancelReason, CancelStatus, Deadlines
 from ._exceptions import Cancelled, CancelSource, RunFinishedError, ShardioInternalError
 from ._instrumentation import Instruments
@@ -488,6 +489,7 @@ class Runner:
         # Set by SIGINT or SIGTERM: the signal that asked the run to stop.
         self.stop_signal: int | None = None
         self.stop_delivered = False
+        self.asyncgens = AsyncGenerators(self)
         self.system_context = contextvars.copy_context()
         self.system_context.run(sniffio.current_async_library_cvar.set, "shardio")
 
@@ -634,6 +636,7 @@ class Runner:
             self.main_task = self.spawn_coro(
                 main_coro, system_nursery, main_name, context=self.system_context.copy()
             )
+        await self.asyncgens.close_remaining()
 
     def handle_stop_signal(self) -> None:
         """An orderly Ctrl-C or SIGTERM: cancel everything; run() then raises."""
@@ -1158,6 +1161,7 @@ def run(
         stall_detector = StallDetector(runner, stall_threshold, getattr(shard_state, "index", 0))
         stall_detector.start()
     runner.io_manager.wakeup.wakeup_on_signals()
+    runner.asyncgens.install()
     try:
         clock.start_clock()
         if "before_run" in runner.instruments:
@@ -1181,6 +1185,7 @@ def run(
             runner.instruments.call("after_run")
     finally:
         runner.done = True
+        runner.asyncgens.uninstall()
         if stall_detector is not None:
             stall_detector.stop()
         restore_signals()
