@@ -17,23 +17,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run_child(body: str, signals: int = 1) -> tuple[int, str]:
     code = textwrap.dedent(body)
+    # Unbuffered binary pipe: readline() must not read ahead, because
+    # communicate() reads the pipe's fd directly and would miss what a
+    # buffered reader had already taken from it.
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
+        bufsize=0,
         cwd=ROOT,
     )
     try:
         assert proc.stdout is not None
         # The child prints "ready" once every task is blocked.
-        line = proc.stdout.readline()
+        line = proc.stdout.readline().decode()
         assert line.strip() == "ready", line
         for i in range(signals):
             proc.send_signal(signal.SIGINT)
             if i == 0 and signals > 1:
                 # The child says when it is stuck in code without checkpoints.
-                assert proc.stdout.readline().strip() == "spinning"
+                assert proc.stdout.readline().decode().strip() == "spinning"
                 # Two signals in quick succession coalesce into one delivery
                 # (CPython keeps one "tripped" bit per signal); let the first
                 # one's handler run before sending the second.
@@ -43,7 +46,7 @@ def _run_child(body: str, signals: int = 1) -> tuple[int, str]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return proc.returncode, out
+    return proc.returncode, out.decode()
 
 
 def test_ctrl_c_cancels_every_task_then_run_raises_keyboard_interrupt() -> None:
