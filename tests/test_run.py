@@ -191,6 +191,46 @@ def test_token_after_run_raises_run_finished() -> None:
         token.run_sync_soon(print)
 
 
+def _queue_across_the_end_of_a_run() -> tuple[list[int], list[int]]:
+    """A thread queues callbacks until refused, while the run ends; what ran
+    in the run, and what the thread was refused."""
+    import threading
+
+    ran: list[int] = []
+    refused: list[int] = []
+    started = threading.Event()
+
+    def hammer(token: lowlevel.Token) -> None:
+        i = 0
+        started.set()
+        while True:
+            try:
+                token.run_sync_soon(ran.append, i)
+            except shardio.RunFinishedError:
+                refused.append(i)
+                return
+            i += 1
+
+    async def main() -> threading.Thread:
+        thread = threading.Thread(target=hammer, args=(lowlevel.current_token(),))
+        thread.start()
+        started.wait()
+        await shardio.sleep(0)
+        return thread
+
+    shardio.run(main).join()
+    return ran, refused
+
+
+def test_run_sync_soon_at_the_end_of_the_run_runs_or_refuses_never_drops() -> None:
+    """Each callback queued while the run ends either ran or raised
+    RunFinishedError in the thread; none is silently lost."""
+    for _ in range(20):
+        ran, refused = _queue_across_the_end_of_a_run()
+        assert ran == list(range(len(ran)))
+        assert refused == [len(ran)]
+
+
 def test_statistics_count_tasks() -> None:
     async def main() -> None:
         async with shardio.open_nursery() as nursery:

@@ -429,9 +429,15 @@ class Token:
         :class:`RunFinishedError` if the run is over.
         """
         runner = self._runner
-        if runner.done:
-            raise RunFinishedError("the shardio.run() this token belongs to has finished")
-        runner.entry_queue.append((sync_fn, args))
+        # The lock makes "not done yet, so queued" atomic against the end of
+        # the run, which drains the queue once more after setting ``done``:
+        # a callback is either run or refused, never silently dropped. It is
+        # reentrant because a signal handler runs between two bytecodes of
+        # the main thread, possibly inside this very block.
+        with runner.entry_lock:
+            if runner.done:
+                raise RunFinishedError("the shardio.run() this token belongs to has finished")
+            runner.entry_queue.append((sync_fn, args))
         runner.io_manager.wakeup.wakeup_thread_and_signal_safe()
 
 
@@ -473,6 +479,7 @@ class Runner:
         self.entry_queue: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self.token = Token(self)
         self.done = False
+        self.entry_lock = threading.RLock()
         self.run_vars: dict[Any, Any] = {}
         self.pollers: list[Poller] = []
         self.idle_poll = 0.0
@@ -1178,6 +1185,11 @@ def run(
         )
         try:
             runner.loop()
+            # Callbacks queued after the loop's last look at the queue, and
+            # before run_sync_soon starts refusing them, still run.
+            with runner.entry_lock:
+                runner.done = True
+            runner._run_entry_queue()
         except BaseException:
             runner.close_abandoned_tasks()
             raise
