@@ -13,6 +13,15 @@ import pytest
 import shardio
 
 
+async def _two(log: list[str], note: str) -> AsyncIterator[int]:
+    """Yields 1 and 2; appends ``note`` to ``log`` when closed."""
+    try:
+        yield 1
+        yield 2
+    finally:
+        log.append(note)
+
+
 def test_a_cleanup_error_is_logged_with_the_generator_name(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -85,19 +94,12 @@ def test_generators_that_iterate_each_other_are_all_closed_at_the_end() -> None:
 def test_a_generator_created_during_the_final_cleanup_is_closed_too() -> None:
     closed: list[str] = []
 
-    async def second() -> AsyncIterator[int]:
-        try:
-            yield 1
-            yield 2
-        finally:
-            closed.append("second")
-
     async def first() -> AsyncIterator[int]:
         try:
             yield 1
             yield 2
         finally:
-            late = second()
+            late = _two(closed, "second")
             await late.__anext__()
             keep.append(late)
             closed.append("first")
@@ -115,17 +117,9 @@ def test_a_generator_created_during_the_final_cleanup_is_closed_too() -> None:
 
 async def _abandon_one_here() -> tuple[int, list[str]]:
     events: list[str] = []
-
-    async def numbers() -> AsyncIterator[int]:
-        try:
-            yield 1
-            yield 2
-        finally:
-            events.append(f"closed on shard {shardio.current_shard()}")
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        async for _ in numbers():
+        async for _ in _two(events, f"closed on shard {shardio.current_shard()}"):
             break
         await shardio.sleep(0.01)
     return shardio.current_shard(), events
@@ -147,15 +141,8 @@ def test_a_generator_iterated_outside_any_task_is_left_to_python() -> None:
     it without hooks -- at once, synchronously -- and no warning is given."""
     events: list[str] = []
 
-    async def numbers() -> AsyncIterator[int]:
-        try:
-            yield 1
-            yield 2
-        finally:
-            events.append("closed")
-
     def step_outside_a_task(holder: list[AsyncIterator[int]]) -> None:
-        agen = numbers()
+        agen = _two(events, "closed")
         try:
             agen.__anext__().send(None)  # type: ignore[attr-defined]
         except StopIteration as stop:
