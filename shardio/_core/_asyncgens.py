@@ -108,9 +108,17 @@ class AsyncGenerators:
             self._finalize_elsewhere(agen)
             return
         name = _name(agen)
-        # A plain append: safe from any thread; the loop runs it soon.
-        self._runner.entry_queue.append((self._start_closing, (agen, name)))
-        self._runner.io_manager.wakeup.wakeup_thread_and_signal_safe()
+        runner = self._runner
+        # As run_sync_soon does (safe from any thread); the loop runs it soon.
+        with runner.entry_lock:
+            queued = not runner.done
+            if queued:
+                runner.entry_queue.append((self._start_closing, (agen, name)))
+                runner.io_manager.wakeup.wakeup_thread_and_signal_safe()
+        if not queued:
+            # Left behind by a run that crashed: no run is there to close it.
+            self._finalize_elsewhere(agen)
+            return
         # Last: under an "error" warnings filter this raises, and the
         # interpreter prints and ignores what a finalizer raises.
         warnings.warn(

@@ -438,7 +438,8 @@ class Token:
             if runner.done:
                 raise RunFinishedError("the shardio.run() this token belongs to has finished")
             runner.entry_queue.append((sync_fn, args))
-        runner.io_manager.wakeup.wakeup_thread_and_signal_safe()
+            # Under the lock too: the run closes the wakeup socket once done.
+            runner.io_manager.wakeup.wakeup_thread_and_signal_safe()
 
 
 # ---------------------------------------------------------------------------
@@ -1196,7 +1197,8 @@ def run(
         if "after_run" in runner.instruments:
             runner.instruments.call("after_run")
     finally:
-        runner.done = True
+        with runner.entry_lock:
+            runner.done = True
         runner.asyncgens.uninstall()
         if stall_detector is not None:
             stall_detector.stop()
