@@ -436,6 +436,80 @@ def test_limits_give_clear_errors(data: bytes, status: int) -> None:
     assert caught.value.status_code == status
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n", "invalid byte"),  # a CR before the CRLF
+        (b"GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", "invalid byte"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[0m\r\n\r\n", "invalid byte"),
+        (b"GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n", "invalid request target"),
+        (b"GET@ / HTTP/1.1\r\nHost: a\r\n\r\n", "invalid method"),
+        (b"GET / HTTP/1.1\r\nHo@st: a\r\n\r\n", "invalid header field name"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n: a\r\n\r\n", "invalid header field name"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n", "line folding"),
+        (b"GET / HTTP/1.x\r\nHost: a\r\n\r\n", "invalid HTTP version"),
+    ],
+)
+def test_every_byte_of_a_head_is_checked(data: bytes, message: str) -> None:
+    conn = connection_with(data)
+    with pytest.raises(RemoteProtocolError, match=message) as caught:
+        conn.next_event()
+    assert caught.value.status_code == 400
+
+
+def test_field_values_may_hold_tabs_and_bytes_above_ascii() -> None:
+    conn = connection_with(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xff\x80\r\n\r\n")
+    request = conn.next_event()
+    assert isinstance(request, Request)
+    assert request.headers == [(b"host", b"a"), (b"x", b"a\tb \xff\x80")]
+
+
+def test_a_head_longer_than_the_line_limit_is_fine_when_every_line_is_short() -> None:
+    fields = b"".join(b"X-%d: v\r\n" % i for i in range(5))
+    conn = connection_with(b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n", max_line_length=16)
+    request = conn.next_event()
+    assert isinstance(request, Request) and len(request.headers) == 6
+
+
+def test_an_http10_request_with_only_a_host_field_closes_by_default() -> None:
+    conn = connection_with(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n")
+    assert [type(event) for event in events(conn)] == [Request, EndOfMessage, type(PAUSED)]
+    assert not conn.keep_alive
+    assert b"connection: close\r\n" in respond(conn)
+    assert conn.must_close
+
+    conn = connection_with(b"GET / HTTP/1.0\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n")
+    events(conn)
+    assert b"connection: keep-alive\r\n" in respond(conn)
+    assert not conn.must_close
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ([(b"", b"x")], "field name b''"),
+        ([(b"x", b"ok"), (b"y(", b"x")], "field name b'y\\('"),
+        ([(b"x", b"del\x7f")], "value of header b'x'"),
+        ([(b"x", b"ok"), (b"y", b"bare\rcr")], "value of header b'y'"),
+        ([(b"x", b"bare\nlf"), (b"y z", b"x")], "value of header b'x'"),  # the first error
+    ],
+)
+def test_a_response_field_error_names_the_first_bad_field(
+    headers: list[tuple[bytes, bytes]], message: str
+) -> None:
+    conn = connection_with(GET)
+    events(conn)
+    with pytest.raises(LocalProtocolError, match=message):
+        conn.send(Response(200, [(b"content-length", b"0"), *headers]))
+
+
+def test_response_field_values_may_hold_tabs_and_bytes_above_ascii() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    wire = conn.send(Response(200, [(b"Content-Length", b"0"), (b"X", b"a\tb \xff")]))
+    assert wire == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: a\tb \xff\r\n\r\n"
+
+
 def test_after_a_protocol_error_the_error_response_can_be_sent_then_the_connection_closes() -> None:
     conn = connection_with(b"BROKEN\r\n\r\n")
     with pytest.raises(RemoteProtocolError) as caught:
