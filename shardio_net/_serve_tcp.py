@@ -1,14 +1,17 @@
 """serve_tcp: TCP service on one shard or several.
 
-On one shard, :func:`serve_tcp` is :func:`open_tcp_listeners` plus
-:func:`serve_listeners`. On several, each shard gets its own listening
-socket, bound to the same addresses with ``SO_REUSEPORT`` (as in Seastar's
-posix stack): the kernel spreads incoming connections between the sockets,
-and each connection lives and dies on the shard that accepted it, so
-nothing is shared. The first shard binds -- resolving the host, and picking
-the port if it is 0 -- and reports what it got; the others bind exactly
-that. The listeners run as children, on their shards, of one nursery here,
-so cancelling :func:`serve_tcp` stops them all. The other way to spread
+On one shard, :func:`serve_tcp` is :func:`open_tcp_listeners` (without
+``SO_REUSEPORT``: nothing may join it) plus :func:`serve_listeners`. On
+several, each shard gets its own listening socket, bound to the same
+addresses with ``SO_REUSEPORT`` (as in Seastar's posix stack): the kernel
+spreads incoming connections between the sockets, and each connection lives
+and dies on the shard that accepted it, so nothing is shared. The first
+shard opens the addresses -- resolving the host, picking the port if it is
+0, and binding before it sets ``SO_REUSEPORT``, so that a port another
+server holds is ``EADDRINUSE`` -- and reports what it got; the others join
+exactly that (the rules are at the top of :mod:`shardio_net._tcp_listeners`).
+The listeners run as children, on their shards, of one nursery here, so
+cancelling :func:`serve_tcp` stops them all. The other way to spread
 connections, ``balance="least-connections"``, is in
 :mod:`shardio_net._balance`.
 """
@@ -82,7 +85,7 @@ async def serve_tcp(
       incoming connections between the sockets by a hash of their addresses,
       and each connection is served by the shard that accepted it. Nothing
       is shared between shards. The port is bound first on this shard (or
-      the first one listed), and the others bind exactly what it got.
+      the first one listed), and the others join exactly what it got.
     * ``"least-connections"``: this shard alone accepts, and hands each
       connection (its file descriptor) to the shard that has the fewest open
       connections at that moment, where the handler runs. Even when the
@@ -93,6 +96,13 @@ async def serve_tcp(
     there pickled (a module-level function by reference, a closure by
     value), as with :func:`shardio.run_on`. An exception from a handler is
     logged (``shardio_net.serve``) and closes only its own connection.
+
+    A port that another server listens on -- another process, or another
+    ``serve_tcp`` of this run -- raises ``OSError(EADDRINUSE)``, as in Trio:
+    only the shards of one ``serve_tcp`` share its port. (A program of the
+    same user that sets ``SO_REUSEPORT`` itself can still join a port served
+    on several shards; the kernel allows it, see
+    :func:`open_tcp_listeners`.)
     ``handler_nursery`` (where the handler tasks run) is allowed only when
     serving on this shard alone.
     """
@@ -107,17 +117,26 @@ async def serve_tcp(
             handler, port, host, backlog, targets, handler_nursery, task_status
         )
     if targets == [here]:
-        listeners = await open_tcp_listeners(port, host=host, backlog=backlog)
+        listeners = await open_tcp_listeners(port, host=host, backlog=backlog, reuse_port=False)
         task_status.started([listener.socket.getsockname() for listener in listeners])
         await serve_listeners(handler, listeners, handler_nursery=handler_nursery)
     first, *others = targets
+    bind_error: OSError | None = None
     async with shardio.open_nursery() as nursery:
-        addresses: list[BoundAddress] = await nursery.start(
-            serve_tcp_resolving, handler, port, host, backlog, shard=first
-        )
-        for shard in others:
-            await nursery.start(serve_tcp_bound, handler, addresses, backlog, shard=shard)
-        task_status.started(addresses)
+        try:
+            addresses: list[BoundAddress] = await nursery.start(
+                serve_tcp_resolving, handler, port, host, backlog, bool(others), shard=first
+            )
+        except OSError as exc:
+            # Nothing runs yet: raise the first bind's error itself (a port
+            # in use, say), as on one shard and in Trio, not in a group.
+            bind_error = exc
+        else:
+            for shard in others:
+                await nursery.start(serve_tcp_bound, handler, addresses, backlog, shard=shard)
+            task_status.started(addresses)
+    if bind_error is not None:
+        raise bind_error
     raise AssertionError("the per-shard servers end only by raising")
 
 
@@ -126,12 +145,14 @@ async def serve_tcp_resolving(
     port: int,
     host: str | bytes | None,
     backlog: int | None,
+    shared: bool,
     *,
     task_status: TaskStatus[list[BoundAddress]],
 ) -> NoReturn:
     """One shard's part of :func:`serve_tcp` for the first shard: resolve and
-    bind (``SO_REUSEPORT``), report the bound addresses, serve."""
-    listeners = await open_tcp_listeners(port, host=host, backlog=backlog, reuse_port=True)
+    bind (free addresses only, then ``SO_REUSEPORT`` if ``shared``, for the
+    others to join), report the bound addresses, serve."""
+    listeners = await open_tcp_listeners(port, host=host, backlog=backlog, reuse_port=shared)
     task_status.started([listener.socket.getsockname() for listener in listeners])
     await serve_listeners(handler, listeners)
 
@@ -143,8 +164,8 @@ async def serve_tcp_bound(
     *,
     task_status: TaskStatus[None],
 ) -> NoReturn:
-    """One shard's part of :func:`serve_tcp` for the other shards: bind
-    exactly ``addresses`` (``SO_REUSEPORT``), report ready, serve."""
-    listeners = bind_tcp_listeners(addresses, backlog, reuse_port=True)
+    """One shard's part of :func:`serve_tcp` for the other shards: join the
+    first shard's listeners on exactly ``addresses``, report ready, serve."""
+    listeners = bind_tcp_listeners(addresses, backlog, join=True)
     task_status.started()
     await serve_listeners(handler, listeners)

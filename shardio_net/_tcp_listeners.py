@@ -1,4 +1,40 @@
-"""Opening TCP listeners: one per local address, optionally SO_REUSEPORT."""
+"""Opening TCP listeners: one per local address, and sharing a port between shards.
+
+A port is one server's
+----------------------
+A listener must not take connections that belong to another server: a
+second copy of a program started on a port that is already served must
+fail with ``OSError(EADDRINUSE)``, as in Trio, and not silently take half
+the connections (for the memcached example, half the keys). Yet the shards
+of one :func:`~shardio_net.serve_tcp` do share a port, with a listening
+socket each. The facts of Linux this relies on:
+
+* ``SO_REUSEPORT`` lets a socket bind an address that listening sockets
+  already hold only if it *and every one of them* have the option set, and
+  all belong to the same effective user. The sockets listening on one
+  address form a *reuseport group*; the kernel hashes each incoming
+  connection's addresses to pick one of them. Any process of that user
+  that sets the option may join the group: the kernel has no way to keep
+  it private (socket(7)), and Seastar's posix stack, nginx's ``reuseport``
+  and other prefork servers live with that.
+* The option is read when the socket binds (on the new socket and on the
+  ones already there) and when it starts listening; it may be set after
+  ``bind``. A socket bound *without* it succeeds only if no listener holds
+  the address at all (``SO_REUSEADDR``, always set here, only lets it past
+  connections lingering in ``TIME_WAIT``).
+
+So a listener here first *opens* its address: it binds without
+``SO_REUSEPORT``, which proves that no other server holds the address,
+whatever that server's options. Only then, if the listener is to be shared
+(``reuse_port=True``), does it set ``SO_REUSEPORT``, before ``listen``, so
+that the other shards of the same server can *join* it: they set the option
+before binding (``join=True``), and bind exactly the addresses the first
+shard got. A second server, shardio or Trio or anything that does not ask
+for ``SO_REUSEPORT``, fails at its first bind. What is left is the kernel's
+rule above: a program of the same user that itself sets ``SO_REUSEPORT``
+can still join a shared listener. A listener that is not shared (a single
+shard's; ``reuse_port=False``) never sets the option, so nothing can join it.
+"""
 
 from __future__ import annotations
 
@@ -41,15 +77,20 @@ def bind_tcp_listeners(
     addresses: Sequence[BoundAddress],
     backlog: int | None = None,
     *,
-    reuse_port: bool = True,
+    reuse_port: bool = False,
+    join: bool = False,
     share_first_port: bool = False,
 ) -> list[SocketListener]:
     """Bind and listen on each of ``addresses`` (IPv4 or IPv6 tuples).
 
-    ``reuse_port`` sets ``SO_REUSEPORT``, so that other sockets (of other
-    shards) may bind the same address and share its connections.
-    ``share_first_port`` binds the others on the port the first one got (for
-    port 0). Families the system lacks are skipped, unless all are.
+    By default each address must be free (``OSError(EADDRINUSE)`` if any
+    listener holds it, whatever its options). ``reuse_port`` then sets
+    ``SO_REUSEPORT`` before listening, so that the other shards of the same
+    server may join; ``join`` sets it before binding, to join the listeners
+    that another shard opened so on exactly these addresses (see the top of
+    this module). ``share_first_port`` binds the others on the port the
+    first one got (for port 0). Families the system lacks are skipped,
+    unless all are.
     """
     listen_backlog = _backlog(backlog)
     listeners: list[SocketListener] = []
@@ -67,7 +108,7 @@ def bind_tcp_listeners(
                 continue
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if reuse_port:
+                if join:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     # One socket per family, so "::" must not take IPv4 too.
@@ -75,6 +116,10 @@ def bind_tcp_listeners(
                 if port is not None:
                     address = (address[0], port, *address[2:])
                 sock.bind(address)
+                if reuse_port and not join:
+                    # Bound without it: the address was free. Now let our
+                    # other shards in.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.listen(listen_backlog)
                 if share_first_port and port is None:
                     port = sock.getsockname()[1]
@@ -114,10 +159,17 @@ async def open_tcp_listeners(
     its own), so one number reaches them all.
 
     ``backlog`` is the length of the queue of connections not yet accepted
-    (``None``: the largest the system allows). ``reuse_port`` sets
-    ``SO_REUSEPORT``, which lets several sockets -- one per shard, see
-    :func:`serve_tcp` -- listen on the same address, the kernel spreading
-    the connections between them. ``SO_REUSEADDR`` is always set.
+    (``None``: the largest the system allows).
+
+    The addresses must be free: if any listener holds one, on this shard or
+    in any process, with or without ``SO_REUSEPORT``, this raises
+    ``OSError(EADDRINUSE)``, as in Trio. ``reuse_port`` then sets
+    ``SO_REUSEPORT`` on the new listeners, which lets other sockets -- one
+    per shard, see :func:`serve_tcp` -- join them: sockets that set
+    ``SO_REUSEPORT`` *before* binding the same address, in a process of the
+    same user. The kernel then spreads the connections between them.
+    ``reuse_port=False`` lets nothing join. ``SO_REUSEADDR`` is always set
+    (a port whose old connections linger in ``TIME_WAIT`` can be bound).
     """
     if not isinstance(port, int):
         raise TypeError(f"port must be an int, not {port!r}")
