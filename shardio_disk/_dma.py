@@ -137,6 +137,15 @@ def _no_direct_io(name: str | bytes) -> OSError:
     )
 
 
+def _check_offset(what: str, name: str, value: object) -> None:
+    """A file position or size given to method ``what``: an int, not
+    negative. Errors name the method and the argument."""
+    if not isinstance(value, int):
+        raise TypeError(f"{what}: {name} must be an int, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{what}: {name} {value} is negative; it must be >= 0")
+
+
 async def open_dma(path: PathLike, mode: str = "r") -> DmaFile:
     """Open ``path`` for direct I/O (O_DIRECT) and return a :class:`DmaFile`.
 
@@ -242,9 +251,17 @@ class DmaFile(lowlevel.ShardLocal):
     def _named(self, exc: OSError) -> OSError:
         return OSError(exc.errno, exc.strerror, self.name)
 
+    def _check_aligned(self, what: str, name: str, value: int, align: int) -> None:
+        if value % align:
+            raise ValueError(
+                f"{what}: {name} {value} is not a multiple of {align}, the alignment "
+                f"direct I/O on {self.name!r} needs (see DmaFile.alignment)"
+            )
+
     def _buffer(self, what: str, buf: Buffer, pos: int, align: int, *, writable: bool) -> Any:
         """Check ``buf`` and ``pos`` against the alignment; return the buffer
-        as a byte memoryview and its address handle.
+        as a byte memoryview and its address handle. Errors are labelled
+        ``what``: the method the user called.
 
         The handle holds an export of the buffer until ``ffi.release``: the
         caller releases it as soon as the kernel is done with the memory.
@@ -259,17 +276,10 @@ class DmaFile(lowlevel.ShardLocal):
             view = view.cast("B")
         if writable and view.readonly:
             raise TypeError(f"{what} needs a writable buffer, not a read-only {type(buf).__name__}")
-        if pos < 0 or pos % align:
-            raise ValueError(
-                f"{what}: position {pos} is not a multiple of {align}, the alignment "
-                f"direct I/O on {self.name!r} needs (see DmaFile.alignment)"
-            )
+        _check_offset(what, "position", pos)
+        self._check_aligned(what, "position", pos, align)
         size = len(view)
-        if size % align:
-            raise ValueError(
-                f"{what}: length {size} is not a multiple of {align}, the alignment "
-                f"direct I/O on {self.name!r} needs (see DmaFile.alignment)"
-            )
+        self._check_aligned(what, "length", size, align)
         cbuf = ffi.from_buffer(view)
         memory = self.alignment.memory
         if size and int(ffi.cast("uintptr_t", cbuf)) % memory:
@@ -290,7 +300,10 @@ class DmaFile(lowlevel.ShardLocal):
         ``pos`` and ``len(buf)`` must be multiples of ``alignment.read`` and
         the buffer's address of ``alignment.memory`` (else ValueError).
         """
-        view, cbuf = self._buffer("read_into", buf, pos, self.alignment.read, writable=True)
+        return await self._read_into("read_into", pos, buf)
+
+    async def _read_into(self, what: str, pos: int, buf: Buffer) -> int:
+        view, cbuf = self._buffer(what, buf, pos, self.alignment.read, writable=True)
         try:
             fd = self._begin()
             try:
@@ -305,10 +318,10 @@ class DmaFile(lowlevel.ShardLocal):
     async def read_at(self, pos: int, size: int) -> bytes:
         """Read ``size`` bytes at file position ``pos``; fewer only at the end
         of the file. Both must be multiples of ``alignment.read``."""
-        if size < 0:
-            raise ValueError(f"read_at: size must be >= 0, not {size}")
+        _check_offset("read_at", "size", size)
+        self._check_aligned("read_at", "size", size, self.alignment.read)
         buf = allocate(size, self.alignment.memory, zero=False)
-        n = await self.read_into(pos, buf)
+        n = await self._read_into("read_at", pos, buf)
         return bytes(buf[:n])
 
     async def write_at(self, pos: int, buf: Buffer) -> int:
@@ -387,7 +400,10 @@ class DmaFile(lowlevel.ShardLocal):
         wanted = [(int(pos), int(size)) for pos, size in requests]
         for pos, size in wanted:
             if pos < 0 or size < 0:
-                raise ValueError(f"read_many: bad range (pos={pos}, size={size})")
+                raise ValueError(
+                    f"read_many: range (pos={pos}, size={size}) has a negative "
+                    f"{'position' if pos < 0 else 'size'}; both must be >= 0"
+                )
         align = self.alignment.read
         results: list[bytes] = [b""] * len(wanted)
         groups: list[list[Any]] = []  # [start, end, [request indexes]]
@@ -458,16 +474,18 @@ class DmaFile(lowlevel.ShardLocal):
 
     async def truncate(self, size: int) -> None:
         """Set the file's size to ``size`` bytes (any size: it need not be aligned)."""
-        if size < 0:
-            raise ValueError(f"truncate: size must be >= 0, not {size}")
+        _check_offset("truncate", "size", size)
         await self._call(self._backend.ftruncate, size)
 
     async def allocate(self, pos: int, length: int) -> None:
         """Reserve disk space for ``length`` bytes from ``pos`` (``fallocate``),
         so later writes there cannot fail for lack of space; the file grows to
         ``pos + length`` if it was shorter. ``length`` must be > 0."""
-        if pos < 0 or length < 0:
-            raise ValueError(f"allocate: bad range (pos={pos}, length={length})")
+        _check_offset("allocate", "position", pos)
+        _check_offset("allocate", "length", length)
+        if not length:
+            # What fallocate says (EINVAL), with the reason.
+            raise OSError(errno.EINVAL, "allocate: length must be > 0, not 0", self.name)
         await self._call(self._backend.fallocate, 0, pos, length)
 
     async def size(self) -> int:

@@ -6,6 +6,7 @@ import errno
 import gc
 import os
 import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,46 @@ async def test_misaligned_position_length_or_buffer_is_a_value_error_before_any_
         assert shardio_disk.statistics().submitted == before
         with pytest.raises(TypeError, match="writable"):
             await f.read_into(0, bytes(align.read))
+
+
+async def test_bad_positions_and_sizes_say_what_is_wrong_and_name_the_method_called(
+    dma_dir: Path,
+) -> None:
+    async with await shardio_disk.open_dma(dma_dir / "arguments", "w+") as f:
+        buf = shardio_disk.aligned_buffer(4096)
+        misaligned = f.alignment.read + 1
+        cases: list[tuple[Callable[[], Awaitable[object]], type[Exception], str]] = [
+            (lambda: f.write_at(-4096, buf), ValueError, "write_at: position -4096 is negative"),
+            (lambda: f.read_into(-4096, buf), ValueError, "read_into: position -4096 is negative"),
+            (lambda: f.read_at(-4096, 4096), ValueError, "read_at: position -4096 is negative"),
+            (lambda: f.read_at(1, 4096), ValueError, "read_at: position 1 is not a multiple"),
+            (
+                lambda: f.read_at(0, misaligned),
+                ValueError,
+                f"read_at: size {misaligned} is not a multiple",
+            ),
+            (lambda: f.read_at(0, -1), ValueError, "read_at: size -1 is negative"),
+            (
+                lambda: f.read_at(4096.0, 4096),  # type: ignore[arg-type]
+                TypeError,
+                "read_at: position must be an int",
+            ),
+            (
+                lambda: f.write_at(None, buf),  # type: ignore[arg-type]
+                TypeError,
+                "write_at: position must be an int",
+            ),
+            (lambda: f.truncate(-1), ValueError, "truncate: size -1 is negative"),
+            (lambda: f.allocate(-4096, 4096), ValueError, "allocate: position -4096 is negative"),
+            (lambda: f.allocate(0, -1), ValueError, "allocate: length -1 is negative"),
+            (lambda: f.allocate(0, 0), OSError, "allocate: length must be > 0, not 0"),
+            (lambda: f.read_many([(-1, 10)]), ValueError, "read_many: .* negative position"),
+        ]
+        before = shardio_disk.statistics().submitted
+        for call, error, message in cases:
+            with pytest.raises(error, match=message):
+                await call()
+        assert shardio_disk.statistics().submitted == before
 
 
 async def test_alignment_reports_what_the_filesystem_needs(dma_dir: Path) -> None:
