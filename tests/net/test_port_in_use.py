@@ -85,20 +85,27 @@ async def holder_process(name: str) -> AsyncIterator[int]:
     proc = await shardio.to_thread.run_sync(
         functools.partial(subprocess.Popen, command, stdout=subprocess.PIPE, cwd=ROOT)
     )
+    stdout = proc.stdout
+    assert stdout is not None
     try:
-        assert proc.stdout is not None
-        line = await shardio.to_thread.run_sync(proc.stdout.readline)
+        line = await shardio.to_thread.run_sync(stdout.readline)
         assert line.strip().isdigit(), line
         yield int(line)
     finally:
         proc.kill()
         await shardio.to_thread.run_sync(proc.wait)
-        proc.stdout.close()  # type: ignore[union-attr]
+        stdout.close()
 
 
-async def serve_port_expecting_eaddrinuse(port: int, shards: Literal["all"] | None) -> None:
+async def serve_port_expecting_eaddrinuse(
+    port: int,
+    shards: Literal["all"] | None,
+    balance: Literal["reuseport", "least-connections"] = "reuseport",
+) -> None:
     """``serve_tcp`` on ``port`` must raise ``OSError(EADDRINUSE)`` itself."""
-    serve = functools.partial(shardio_net.serve_tcp, ignore, port, host="127.0.0.1", shards=shards)
+    serve = functools.partial(
+        shardio_net.serve_tcp, ignore, port, host="127.0.0.1", shards=shards, balance=balance
+    )
     async with shardio.open_nursery() as nursery:
         with pytest.raises(OSError) as info:
             await nursery.start(serve)
@@ -128,16 +135,21 @@ async def test_serving_a_port_another_process_serves_is_eaddrinuse_and_takes_not
 
 @pytest.mark.shardio(shards=2)
 @pytest.mark.parametrize("reuse_port", [False, True])
-@pytest.mark.parametrize("shards", [None, "all"])
+@pytest.mark.parametrize(
+    ("shards", "balance"),
+    [(None, "reuseport"), ("all", "reuseport"), ("all", "least-connections")],
+)
 async def test_serving_a_port_a_plain_socket_listens_on_is_eaddrinuse(
-    reuse_port: bool, shards: Literal["all"] | None
+    reuse_port: bool,
+    shards: Literal["all"] | None,
+    balance: Literal["reuseport", "least-connections"],
 ) -> None:
     with socket.socket() as holder:
         if reuse_port:
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        await serve_port_expecting_eaddrinuse(holder.getsockname()[1], shards)
+        await serve_port_expecting_eaddrinuse(holder.getsockname()[1], shards, balance)
 
 
 def bind_with_reuse_port(port: int) -> None:
