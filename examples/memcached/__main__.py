@@ -19,8 +19,12 @@ and a restarted server recovers everything it acknowledged (with another
 ``--smp``, it reshards the data). The directory must be on a filesystem
 that supports O_DIRECT (not tmpfs before Linux 6.6). ``--compact-ratio``
 and ``--compact-min`` say when a log is rewritten without its dead records.
-``--idle-poll-us`` is Seastar's idle poll time: how long a shard with
-nothing to do keeps polling before it sleeps (less CPU for more latency).
+A log damaged in a way no crash explains (valid records after unreadable
+bytes) stops the server at start with a message naming the damaged ranges;
+``--salvage-damaged-logs`` starts it anyway, with every valid record and
+the damaged file kept aside (see ``log.py``). ``--idle-poll-us`` is
+Seastar's idle poll time: how long a shard with nothing to do keeps polling
+before it sleeps (less CPU for more latency).
 """
 
 from __future__ import annotations
@@ -80,6 +84,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir", default=None, help="keep the data durable in this directory (O_DIRECT)"
     )
     parser.add_argument(
+        "--salvage-damaged-logs",
+        action="store_true",
+        help="start even if a shard's log is damaged (not just torn by a crash): keep every "
+        "valid record, and the damaged file aside",
+    )
+    parser.add_argument(
         "--idle-poll-us",
         type=float,
         default=None,
@@ -113,6 +123,7 @@ async def main(arguments: argparse.Namespace) -> None:
         data_dir=arguments.data_dir,
         compact_ratio=arguments.compact_ratio,
         compact_min_bytes=arguments.compact_min,
+        salvage_damaged_logs=arguments.salvage_damaged_logs,
     )
     async with shardio.open_nursery() as nursery:
         addresses = await nursery.start(serve, settings, arguments.listen)

@@ -6,6 +6,9 @@ Its contents::
     MANIFEST                    how many shards wrote the logs
     shard-K-of-N.log            shard K's log (see :mod:`.log`)
     shard-K-of-N.log.compact    a compaction under way (removed at start)
+    shard-K-of-N.log.damaged-T  a damaged log as it was found, kept aside at
+                                time T when the server salvaged it (never
+                                removed by the server: see :mod:`.log`)
     LOCK                        held (``flock``) by the server using it
 
 Keys are spread over shards by hash modulo the shard count, so the logs
@@ -30,13 +33,20 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 from pathlib import Path
 
 import attrs
 
 import shardio
 
-__all__ = ["DataDirectory", "DataDirectoryError", "compact_path", "log_path"]
+__all__ = [
+    "DataDirectory",
+    "DataDirectoryError",
+    "compact_path",
+    "keep_damaged",
+    "log_path",
+]
 
 MANIFEST = "MANIFEST"
 _MANIFEST_LINE = re.compile(r"shardio-memcached shards=(\d+)\n")
@@ -55,6 +65,24 @@ def log_path(directory: Path, shard: int, shards: int) -> Path:
 def compact_path(directory: Path, shard: int, shards: int) -> Path:
     """Where a compaction of that log writes the new log before the switch."""
     return directory / f"shard-{shard}-of-{shards}.log.compact"
+
+
+def keep_damaged(path: Path) -> Path:
+    """Keep the file at ``path`` as it is under a second name,
+    ``<name>.damaged-<UTC time>``, durably (blocking; run it in a thread);
+    the new name. A hard link: no copy to make, or to run out of space
+    making, and the bytes are the very ones found."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    attempt = 0
+    while True:
+        kept = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            os.link(path, kept)
+        except FileExistsError:
+            attempt += 1
+            continue
+        sync_directory(path.parent)
+        return kept
 
 
 def sync_directory(directory: Path) -> None:

@@ -69,6 +69,9 @@ class Settings:
     """Compact a shard's log once it is this many times its live data..."""
     compact_min_bytes: int = 16 << 20
     """... and larger than this."""
+    salvage_damaged_logs: bool = False
+    """Start even if a log is damaged in a way no crash explains, keeping
+    every valid record (``--salvage-damaged-logs``; see :mod:`.log`)."""
 
 
 # --------------------------------------------------------------------------
@@ -824,6 +827,7 @@ _LOG_STATS = (
     "log_records",
     "log_commits",
     "log_compactions",
+    "log_compaction_failures",
     "log_appended_bytes",
     "log_durable_bytes",
     "log_pending_bytes",

@@ -65,7 +65,14 @@ class Journal:
     """Sequence number up to which records are on stable storage."""
     counters: dict[str, int] = attrs.field(
         factory=lambda: dict.fromkeys(
-            ("log_records", "log_commits", "log_compactions", "log_file_bytes"), 0
+            (
+                "log_records",
+                "log_commits",
+                "log_compactions",
+                "log_compaction_failures",
+                "log_file_bytes",
+            ),
+            0,
         ),
         init=False,
     )

@@ -42,9 +42,42 @@ Recovery
 At start the shard reads its log in 1 MiB direct reads, feeds it to a
 :class:`~.records.LogReader` and applies the records to a
 :class:`~.recovery.Replay`, which :func:`~.recovery.restore` loads into the
-cache. A record torn by a crash -- and anything after it -- is cut off:
-the file is truncated to the end of the last valid record (and synced)
-before anything is appended.
+cache. What the reader found besides the valid records decides the rest:
+
+* **A torn write**: nonzero bytes after the last valid record, no valid
+  record after them, and no more of them than one write leaves
+  (:data:`MAX_TORN`). That is the write a crash cut short; nobody was told
+  its records were durable. It is cut off: the file is truncated to the end
+  of the last valid record (and synced) before anything is appended, and
+  the server's log says how many bytes went.
+* **Damage**: bytes the reader skipped to reach valid records after them,
+  or more nonzero bytes at the end than one write leaves. A crash does not
+  do that -- each write was synced before the next one began, so only the
+  last can be torn -- so the file was damaged on the device or by someone
+  else, and records that clients were told were durable are lost. The
+  shard *refuses to start*, naming the file and each damaged range (offset
+  and length), and changes nothing.
+
+One crash can look like damage: a power failure in the middle of the last
+write may leave some of its sectors on the disk and not others (a disk
+writes them in any order), so valid records, never acknowledged, can follow
+a hole. That is refused too. Telling it from damage near the end would be
+a guess, and a wrong guess of "torn" would throw away acknowledged
+records; refusing loses nothing, and a salvage keeps those records
+(keeping a write nobody was told about is allowed).
+
+Why refuse rather than start with what is left: a record lost to the
+damage may have held the latest state of a key whose older states are
+still in the log, and nothing says which keys. Starting would serve values
+that clients overwrote, or keys they deleted, and nobody would notice.
+(Cassandra's commit log replay and etcd's write-ahead log refuse too.) For
+a cache that is often acceptable, but it is the operator's call:
+``--salvage-damaged-logs`` starts anyway, with every valid record. A
+salvage destroys nothing: the file as found is first kept under a second
+name (``shard-K-of-N.log.damaged-<time>``, a hard link, synced), then the
+recovered items are written to a new log, as a compaction writes one, which
+is renamed over the log; the server's log names each damaged range and the
+file kept.
 
 Compaction
 ----------
@@ -70,16 +103,32 @@ complete.
 
 Failure
 -------
-A failed write or sync stops the shard's writer with the error, which
-stops the server: after a failed ``fdatasync`` Linux may have dropped the
-dirty data and reports the error once, so the only safe answer is to stop
-acknowledging writes (as PostgreSQL does).
+A failed write or sync of the log stops the shard's writer, which stops the
+server: after a failed ``fdatasync`` Linux may have dropped the dirty data
+and reports the error once, so the only safe answer is to stop
+acknowledging writes (as PostgreSQL does). The error names the shard, the
+file and the cause (ENOSPC for a full disk); every change acknowledged
+before it is in the log. A write the kernel takes only in part -- a full
+filesystem takes what fits -- is continued from the last whole block
+written, so that the kernel says why it cannot take the rest.
+
+A compaction that fails stops nothing: the old log is intact and still the
+log. Compaction writes a second copy of the live data, so it is the first
+to run out of space on a filling disk. Its file is removed, the server's
+log says why, ``stats shards`` counts it (``log_compaction_failures``), and
+the next attempt waits until the log has grown by a quarter more (and by
+at least ``compact_min_bytes``), rather than rewriting the live data over
+and over on a disk it does not fit on. (If the disk stays full, the log
+fills it in the end, and the server stops as above.)
 """
 
 from __future__ import annotations
 
 import collections
 import errno
+import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -88,14 +137,21 @@ import shardio
 import shardio_disk
 from shardio import lowlevel
 
-from .datadir import DataDirectoryError, compact_path, log_path, replace_durably, sync_directory
+from .datadir import (
+    DataDirectoryError,
+    compact_path,
+    keep_damaged,
+    log_path,
+    replace_durably,
+    sync_directory,
+)
 from .journal import Journal
-from .records import Header, LogReader, encode
+from .records import FORMAT_VERSION, CorruptRecord, Damage, Header, LogEnd, LogReader, encode
 from .recovery import Replay, restore
 from .sharding import shard_for_key
 from .store import Cache, Item
 
-__all__ = ["LogOptions", "OpenSummary", "ShardLog"]
+__all__ = ["DamageFound", "DamagedLogError", "LogOptions", "OpenSummary", "ShardLog", "report"]
 
 READ_CHUNK = 1 << 20
 """Bytes per direct read during recovery."""
@@ -106,6 +162,11 @@ WRITE_CHUNK = 1 << 20
 MAX_COMMIT = 4 << 20
 """The most record bytes one group commit writes (the rest waits a round)."""
 
+MAX_TORN = 2 * MAX_COMMIT
+"""The most nonzero bytes after the last valid record that a crash can
+explain: one write is at most :data:`MAX_COMMIT` bytes of records and a
+block either side of them (doubled, a margin over it). More is damage."""
+
 MAX_RECORD = 1 << 31
 """The longest record body the format allows (an item of up to 2 GiB)."""
 
@@ -113,29 +174,67 @@ FINAL_COMMIT_SECONDS = 5.0
 """How long a stopping writer may take to commit what is still buffered."""
 
 
+def report(line: str) -> None:
+    """Write ``line`` to the server's log (stderr) in one write: the shards
+    share it, and their lines must not mix."""
+    sys.stderr.write(f"memcached: {line}\n")
+    sys.stderr.flush()
+
+
 @attrs.frozen
 class LogOptions:
     """When to compact: once the log file is larger than ``compact_ratio``
-    times the live data (the cache's ``bytes``) and than ``compact_min_bytes``."""
+    times the live data (the cache's ``bytes``) and than ``compact_min_bytes``.
+    ``salvage``: start even if a log is damaged (see "Recovery" above)."""
 
     compact_ratio: float = 4.0
     compact_min_bytes: int = 16 << 20
+    salvage: bool = False
+
+
+class DamagedLogError(DataDirectoryError):
+    """A log is damaged in a way no crash explains, and the server was not
+    told to salvage it: the message says where, and what to do."""
+
+
+@attrs.frozen
+class DamageFound:
+    """A damaged log, salvaged: its file, the ranges of it that held no
+    valid record, and where the file as found was kept (None: by another
+    shard, when several read it to reshard)."""
+
+    path: Path
+    ranges: tuple[Damage, ...]
+    kept_as: Path | None
+
+    def describe(self) -> str:
+        """One line for the server's log."""
+        text = (
+            f"{self.path} was damaged: {_ranges(self.ranges)} held no valid record; "
+            "every valid record after them was kept"
+        )
+        if self.kept_as is not None:
+            text += f"; the file as found is kept as {self.kept_as}"
+        return text
 
 
 @attrs.frozen
 class OpenSummary:
     """What opening a shard's log found: the items recovered, the records
-    and bytes read, the bytes of a torn write cut off, and the shard count
-    the data was resharded from (None if it was not)."""
+    and bytes read, the bytes of a torn write cut off, the shard count the
+    data was resharded from (None if it was not), and the damaged logs
+    salvaged."""
 
     items: int
     records: int
     log_bytes: int
     torn_bytes: int
     resharded_from: int | None
+    damaged: tuple[DamageFound, ...] = ()
 
-    def describe(self, shard: int) -> str:
-        """One line for the server's log."""
+    def describe(self, shard: int) -> list[str]:
+        """Lines for the server's log: what was recovered, then one per
+        damaged log."""
         text = (
             f"shard {shard}: recovered {self.items} items "
             f"({self.records} records, {self.log_bytes} bytes of log)"
@@ -144,7 +243,11 @@ class OpenSummary:
             text += f", resharded from {self.resharded_from} shards"
         if self.torn_bytes:
             text += f"; cut off {self.torn_bytes} bytes of a write torn by a crash"
-        return text
+        return [text] + [f"shard {shard}: {found.describe()}" for found in self.damaged]
+
+
+def _ranges(ranges: Sequence[Damage]) -> str:
+    return ", ".join(str(damage) for damage in ranges)
 
 
 @attrs.define(eq=False, slots=True)
@@ -177,14 +280,31 @@ class _Appender:
             buffer[: len(block)] = block
             buffer[len(block) : used] = data
             buffer[used:size] = bytes(size - used)
-            written = await self.file.write_at(end - len(block), buffer[:size])
-            if written != size:
-                raise OSError(errno.EIO, f"short write ({written} of {size} bytes)", self.path)
+            await self._write(end - len(block), buffer[:size])
             end += len(data)
             block = bytes(buffer[used - used % align : used])
         if sync:
             await self.file.fdatasync()
         self.end, self.block = end, block
+
+    async def _write(self, position: int, data: memoryview) -> None:
+        """Write all of ``data`` (aligned) at ``position``. A short count --
+        a full filesystem takes what fits -- is followed by a write of the
+        rest, from the last whole block written, which fails with the
+        reason (ENOSPC, EDQUOT, EFBIG...)."""
+        alignment = self.file.alignment
+        step = max(alignment.write, alignment.memory)  # powers of two
+        done = 0
+        while done < len(data):
+            written = await self.file.write_at(position + done, data[done:])
+            if written < step:
+                raise OSError(
+                    errno.EIO,
+                    f"a write of {len(data) - done} bytes at offset {position + done} "
+                    f"stopped after {written} bytes, without an error",
+                    str(self.path),
+                )
+            done += written - written % step
 
     def _buffer_for(self, size: int) -> memoryview:
         buffer = self._buffer
@@ -195,40 +315,111 @@ class _Appender:
         return buffer
 
 
-async def _read_log(path: Path, replay: Replay) -> tuple[shardio_disk.DmaFile, int, int, bytes]:
-    """Read a log into ``replay``; the open file, the end of its valid
-    records, the bytes cut off after them, and the partial block at the end."""
+async def _read_log(path: Path, replay: Replay) -> tuple[shardio_disk.DmaFile, int, LogEnd]:
+    """Read a log into ``replay``; the open file (changed in nothing), its
+    size, and what the reader found besides the records."""
     file = await shardio_disk.open_dma(path, "r+")
     try:
-        reader = LogReader(MAX_RECORD)
+        size = await file.size()
+        reader = LogReader(MAX_RECORD, size)
         position = 0
-        while True:
-            data = await file.read_at(position, READ_CHUNK)
-            for record in reader.feed(data):
-                replay.apply(record)
-            position += len(data)
-            if len(data) < READ_CHUNK:
-                break
-        end = reader.finish()
-        # The partial block the next write starts with: from the last
-        # boundary of the *write* alignment (a multiple of the read one).
-        align = file.alignment.write
-        partial = end.valid_end % align
-        block = b""
-        if partial:
-            block = (await file.read_at(end.valid_end - partial, align))[:partial]
-        if position != end.valid_end:
-            await file.truncate(end.valid_end)
-            await file.fdatasync()
+        try:
+            while position < size:
+                data = await file.read_at(position, READ_CHUNK)
+                for record in reader.feed(data):
+                    replay.apply(record)
+                position += len(data)
+                if len(data) < READ_CHUNK:
+                    break
+            records, end = reader.finish()
+        except CorruptRecord as error:
+            raise DataDirectoryError(
+                f"{path} holds a record this server does not write ({error}): "
+                "written by another program, or by a newer version of this one?"
+            ) from None
+        for record in records:
+            replay.apply(record)
     except BaseException:
         await file.aclose()
         raise
-    return file, end.valid_end, end.torn, block
+    return file, size, end
+
+
+def _damage(path: Path, shard: int, end: LogEnd, salvage: bool) -> tuple[Damage, ...]:
+    """The damaged ranges of a log that ``end`` describes -- those the
+    reader skipped, and an end longer than a torn write -- or, if there
+    are any and ``salvage`` is off, :class:`DamagedLogError`."""
+    ranges = end.damaged
+    if end.torn > MAX_TORN:
+        ranges += (Damage(end.valid_end, end.torn),)
+    if ranges and not salvage:
+        raise DamagedLogError(
+            f"shard {shard}: {path} is damaged: {_ranges(ranges)} hold no valid "
+            f"record ({end.records} valid records were found). A crash cannot leave "
+            f"that (only the last write can be torn, and by at most {MAX_TORN} bytes at "
+            "the end), so records the server acknowledged are lost there, and they may "
+            "have been the latest state of keys whose older states are still in the log: "
+            "starting would serve those older values, or bring back deleted keys. "
+            "Nothing was changed. To start anyway, with every valid record, run with "
+            f"--salvage-damaged-logs (the file as found is then kept as "
+            f"{path.name}.damaged-<time>)."
+        )
+    return ranges
+
+
+async def _resume(
+    file: shardio_disk.DmaFile, path: Path, size: int, end: LogEnd, header: Header
+) -> _Appender:
+    """The appender that goes on after the valid records of ``file``: a
+    torn write cut off (and the cut synced), the partial block the next
+    write starts with read, and a header written if a crash tore even that."""
+    if size != end.valid_end:
+        await file.truncate(end.valid_end)
+        await file.fdatasync()
+    # The partial block: from the last boundary of the *write* alignment
+    # (a multiple of the read one).
+    align = file.alignment.write
+    partial = end.valid_end % align
+    block = b""
+    if partial:
+        block = (await file.read_at(end.valid_end - partial, align))[:partial]
+    appender = _Appender(file, path, end.valid_end, block)
+    if end.valid_end == 0:
+        out = bytearray()
+        encode(out, header)
+        await appender.append(out, sync=True)
+    return appender
+
+
+async def _rewrite(path: Path, shard: int, shards: int, journal: Journal) -> _Appender:
+    """A new log at ``path`` holding the cache's live items: written beside
+    it, synced, and renamed over it."""
+    new = compact_path(path.parent, shard, shards)
+    try:
+        appender = await _create(new, shard, shards, journal, journal.cache.items())
+        try:
+            await shardio.to_thread.run_sync(replace_durably, new, path)
+        except BaseException:
+            with shardio.CancelScope(shield=True):
+                await appender.file.aclose()
+            raise
+    except BaseException:
+        new.unlink(missing_ok=True)
+        raise
+    appender.path = path
+    return appender
 
 
 def _check_header(replay: Replay, path: Path, shard: int, shards: int) -> None:
     header = replay.header
-    if header is not None and (header.shard, header.shards) != (shard, shards):
+    if header is None:
+        return
+    if header.version != FORMAT_VERSION:
+        raise DataDirectoryError(
+            f"{path} is in log format {header.version}; this server reads format "
+            f"{FORMAT_VERSION} only"
+        )
+    if (header.shard, header.shards) != (shard, shards):
         raise DataDirectoryError(
             f"{path} was written by shard {header.shard} of {header.shards}, "
             f"not shard {shard} of {shards}"
@@ -238,12 +429,14 @@ def _check_header(replay: Replay, path: Path, shard: int, shards: int) -> None:
 @attrs.define(eq=False, slots=True)
 class _Compaction:
     """A compaction under way: the sequence number its snapshot starts
-    from, the records committed since (to be copied), and the new file."""
+    from, the records committed since (to be copied), and the new file --
+    or why it could not be written."""
 
     snapshot: int
     tail: bytearray = attrs.field(factory=bytearray)
     appender: _Appender | None = None
     ready: bool = False
+    failed: OSError | None = None
 
 
 @attrs.define(eq=False, slots=True)
@@ -261,7 +454,12 @@ class ShardLog:
     _waiters: collections.deque[tuple[int, shardio.Event]] = attrs.field(factory=collections.deque)
     _wakeup: shardio.Event = attrs.field(factory=shardio.Event)
     _compaction: _Compaction | None = None
+    _compact_after: int = 0
+    """No compaction starts before the log is this large (after a failed one)."""
     _unwritten: bytes = b""
+    """Records taken from the journal and not yet durable (they start at
+    ``journal.durable``): a commit that was cancelled, or a switch to a
+    compacted log that failed, left them to the next commit."""
 
     def __attrs_post_init__(self) -> None:
         self.journal.on_append = self._notify
@@ -286,7 +484,8 @@ class ShardLog:
     ) -> tuple[ShardLog, OpenSummary]:
         """Recover ``cache`` (fresh) from the directory's logs and open this
         shard's log for appending. ``previous`` is the shard count the logs
-        were written with (None: there are none yet)."""
+        were written with (None: there are none yet). A damaged log is
+        :class:`DamagedLogError`, unless ``options.salvage``."""
         path = log_path(directory, shard, shards)
         if previous is not None and previous != shards:
             return await cls._reshard(directory, shard, shards, previous, cache, options)
@@ -298,21 +497,27 @@ class ShardLog:
                 0, 0, 0, 0, None
             )
         replay = Replay()
-        file, end, torn, block = await _read_log(path, replay)
+        file, size, end = await _read_log(path, replay)
         try:
             _check_header(replay, path, shard, shards)
+            damaged = _damage(path, shard, end, options.salvage)
             summary = restore(cache, [replay])
             journal = Journal(cache)
-            appender = _Appender(file, path, end, block)
-            if end == 0:  # a crash tore the header of a new log
-                header = bytearray()
-                encode(header, Header(shard, shards, cache.cas_counter))
-                await appender.append(header, sync=True)
+            if not damaged:
+                header = Header(shard, shards, cache.cas_counter)
+                appender = await _resume(file, path, size, end, header)
         except BaseException:
             await file.aclose()
             raise
+        found: tuple[DamageFound, ...] = ()
+        if damaged:
+            await file.aclose()
+            kept = await shardio.to_thread.run_sync(keep_damaged, path)
+            appender = await _rewrite(path, shard, shards, journal)
+            found = (DamageFound(path, damaged, kept),)
+        torn = 0 if end.torn > MAX_TORN else end.torn
         log = cls(directory, shard, shards, journal, options, appender)
-        return log, OpenSummary(summary.items, summary.records, end, torn, None)
+        return log, OpenSummary(summary.items, summary.records, end.valid_end, torn, None, found)
 
     @classmethod
     async def _reshard(
@@ -325,31 +530,42 @@ class ShardLog:
         options: LogOptions,
     ) -> tuple[ShardLog, OpenSummary]:
         """Read every log of the old layout, keep the keys this shard owns
-        now, and write them to a new log of its own."""
+        now, and write them to a new log of its own. (Every new shard reads
+        every old log; a damaged one is kept aside by one of them.)"""
 
         def mine(key: bytes) -> bool:
             return shard_for_key(key, shards) == shard
 
         replays: list[Replay] = []
+        damaged: list[tuple[int, Path, tuple[Damage, ...]]] = []
         read = torn = 0
         for old_shard in range(previous):
             old = log_path(directory, old_shard, previous)
             if not old.exists():
                 continue
             replay = Replay(keep=mine)
-            file, end, cut, _ = await _read_log(old, replay)
+            file, _, end = await _read_log(old, replay)
             await file.aclose()
             _check_header(replay, old, old_shard, previous)
+            ranges = _damage(old, shard, end, options.salvage)
+            if ranges:
+                damaged.append((old_shard, old, ranges))
             replays.append(replay)
-            read += end
-            torn += cut
+            read += end.valid_end
+            torn += 0 if end.torn > MAX_TORN else end.torn
         summary = restore(cache, replays)
+        found = []
+        for old_shard, old, ranges in damaged:
+            kept = None
+            if old_shard % shards == shard:
+                kept = await shardio.to_thread.run_sync(keep_damaged, old)
+            found.append(DamageFound(old, ranges, kept))
         journal = Journal(cache)
         path = log_path(directory, shard, shards)
         appender = await _create(path, shard, shards, journal, cache.items())
         await shardio.to_thread.run_sync(sync_directory, directory)
         log = cls(directory, shard, shards, journal, options, appender)
-        return log, OpenSummary(summary.items, summary.records, read, torn, previous)
+        return log, OpenSummary(summary.items, summary.records, read, torn, previous, tuple(found))
 
     # -- acknowledging -------------------------------------------------------------
 
@@ -378,7 +594,8 @@ class ShardLog:
     async def run(self) -> None:
         """The writer task: commit records as they come, compact when the
         log has grown. Runs until cancelled; then commits what is still
-        buffered (for at most :data:`FINAL_COMMIT_SECONDS`)."""
+        buffered (for at most :data:`FINAL_COMMIT_SECONDS`). A failed write
+        or sync of the log raises :class:`OSError` saying so."""
         try:
             async with shardio.open_nursery() as nursery:
                 try:
@@ -386,11 +603,29 @@ class ShardLog:
                 except shardio.Cancelled:
                     deadline = shardio.current_time() + FINAL_COMMIT_SECONDS
                     with shardio.CancelScope(deadline=deadline, shield=True):
-                        await self._commit()
+                        try:
+                            while self._unwritten or self.journal.pending:
+                                await self._commit()
+                        except OSError as error:
+                            raise self._stopped(error) from None
                     raise
+                except OSError as error:
+                    raise self._stopped(error) from None
         finally:
             with shardio.CancelScope(shield=True):
                 await self._abandon_compaction()
+
+    def _stopped(self, error: OSError) -> OSError:
+        """``error``, from writing or syncing the log, as the server reports it."""
+        code = error.errno or errno.EIO
+        name = errno.errorcode.get(code, str(code))
+        advice = "; free some space and restart it" if code == errno.ENOSPC else ""
+        return OSError(
+            code,
+            f"shard {self.shard} could not write its log {error.filename or self._file.path}: "
+            f"{error.strerror or error} ({name}). The server stops, as no change can be "
+            f"made durable; every change it acknowledged is in the log{advice}",
+        )
 
     async def _write(self, nursery: shardio.Nursery) -> None:
         journal = self.journal
@@ -399,7 +634,9 @@ class ShardLog:
                 self._compaction = _Compaction(journal.appended)
                 nursery.start_soon(self._compact, self._compaction)
             compaction = self._compaction
-            if compaction is not None and compaction.ready:
+            if compaction is not None and compaction.failed is not None:
+                self._compaction_failed(compaction.failed)
+            elif compaction is not None and compaction.ready:
                 with shardio.CancelScope(shield=True):
                     await self._switch(compaction)
             elif journal.pending or self._unwritten:
@@ -409,14 +646,17 @@ class ShardLog:
                 await self._wakeup.wait()
 
     async def _commit(self) -> None:
-        """One group commit: write and sync what the journal has buffered."""
-        data = self._unwritten + self.journal.take(MAX_COMMIT)
+        """One group commit: write and sync what the journal has buffered
+        (at most :data:`MAX_COMMIT` bytes)."""
+        if not self._unwritten:
+            # Until written: a stopping writer retries it.
+            self._unwritten = self.journal.take(MAX_COMMIT)
+        data = self._unwritten[:MAX_COMMIT]
         if not data:
             return
-        self._unwritten = data  # until written: a stopping writer retries it
         start = self.journal.durable
         await self._file.append(data, sync=True)
-        self._unwritten = b""
+        self._unwritten = self._unwritten[len(data) :]
         compaction = self._compaction
         if compaction is not None:
             compaction.tail += data[max(0, compaction.snapshot - start) :]
@@ -427,7 +667,11 @@ class ShardLog:
         size = self._file.end
         options = self.options
         live = self.journal.cache.bytes_used
-        return size > options.compact_min_bytes and size > options.compact_ratio * live
+        return (
+            size >= self._compact_after
+            and size > options.compact_min_bytes
+            and size > options.compact_ratio * live
+        )
 
     async def _compact(self, compaction: _Compaction) -> None:
         """Write the live items to a new file, for the writer to switch to."""
@@ -435,15 +679,33 @@ class ShardLog:
         cache = self.journal.cache
         try:
             appender = await _create(path, self.shard, self.shards, self.journal, cache.items())
+        except OSError as error:
+            path.unlink(missing_ok=True)
+            compaction.failed = error
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        compaction.appender = appender
-        compaction.ready = True
+        else:
+            compaction.appender = appender
+            compaction.ready = True
         self._notify()
 
+    def _compaction_failed(self, error: OSError) -> None:
+        """Go on with the log as it is, and say why it was not compacted."""
+        self._compaction = None
+        size = self._file.end
+        self._compact_after = size + max(self.options.compact_min_bytes, size // 4)
+        self.journal.counters["log_compaction_failures"] += 1
+        name = errno.errorcode.get(error.errno or 0, "")
+        report(
+            f"shard {self.shard}: compacting its log failed: {error}"
+            + (f" ({name})" if name else "")
+            + f"; the log {self.path} ({size} bytes) is intact and still in use; "
+            f"the next attempt waits until it reaches {self._compact_after} bytes"
+        )
+
     async def _abandon_compaction(self) -> None:
-        """Drop a compaction the writer will not switch to (it is stopping)."""
+        """Drop a compaction the writer will not switch to."""
         compaction, self._compaction = self._compaction, None
         if compaction is not None and compaction.appender is not None:
             await compaction.appender.file.aclose()
@@ -451,18 +713,29 @@ class ShardLog:
 
     async def _switch(self, compaction: _Compaction) -> None:
         """Finish the new log with the records committed since its snapshot
-        and those buffered now, and make it the log."""
+        and those buffered now, and make it the log. If the new log cannot
+        be finished, the old one goes on (the records stay to be committed
+        to it)."""
         new = compaction.appender
         assert new is not None
         pending = self._unwritten + self.journal.take()
+        self._unwritten = pending
         start = self.journal.durable
         skip = max(0, compaction.snapshot - start)
-        await new.append(bytes(compaction.tail) + pending[skip:], sync=True)
-        self._unwritten = b""
-        await shardio.to_thread.run_sync(replace_durably, new.path, self.path)
+        try:
+            await new.append(bytes(compaction.tail) + pending[skip:], sync=True)
+            await shardio.to_thread.run_sync(os.replace, new.path, self.path)
+        except OSError as error:
+            await self._abandon_compaction()
+            self._compaction_failed(error)
+            return
         old, self._file = self._file, new
         new.path = self.path
         self._compaction = None
+        # Renamed: from here on the new file is the log, and a failure to
+        # make the rename durable stops the writer like a failed sync.
+        await shardio.to_thread.run_sync(sync_directory, self.directory)
+        self._unwritten = b""
         self.journal.counters["log_compactions"] += 1
         self._made_durable(start + len(pending))
         await old.file.aclose()

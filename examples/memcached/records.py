@@ -11,16 +11,53 @@ The writer pads each write with zero bytes up to the device's alignment
 (O_DIRECT writes whole blocks), so the records end at the first zero length:
 no record is empty, as its body holds at least its type.
 
-Reading back (:class:`LogReader`, sans-io: fed chunks of any size) stops at
-the first frame that is incomplete, longer than any record can be, or whose
-CRC does not match. Everything before it is the log; everything from it on
-is a write that a crash cut short (a *torn* record) or padding. The reader
-tells the two apart -- padding is all zeros -- and reports where the valid
-records end, which is where the file is truncated and appending resumes.
+Reading back
+------------
+:class:`LogReader` (sans-io: fed chunks of any size) takes the frames one
+after another. A frame is *valid* when its length is between 1 and the
+largest record, its body is all there and its CRC matches (the CRC covers
+the length, so a length damaged into a plausible value still fails). At the
+first frame that is not valid, what the bytes from there on are depends on
+what follows them:
 
-The CRC covers the length, so a length field torn into a plausible value
-still fails the check. It cannot tell a torn record from one damaged later on
-the disk, in the middle of the log; both end the log there.
+* zeros only: the end of the log (the padding of the last write);
+* nonzero bytes and no valid record after them: the last write, torn by a
+  crash -- or damage at the very end, which :mod:`.log` tells apart by size
+  (a torn write is never longer than one write);
+* valid records after them: *damage* in the middle of the log. A crash
+  cannot do that -- each write was synced before the next one began, so
+  only the last one can be torn -- and the records after the damage were
+  acknowledged to clients: they must not be thrown away.
+
+So at a frame that is not valid the reader *resynchronises*: it looks for
+the next offset where a valid frame starts, byte by byte (the format has no
+blocks or markers to jump to), carries on from there, and reports the bytes
+it skipped as a :class:`Damage`. Taking bytes that were never a frame for
+one would apply a record nobody wrote, so an offset is taken only if what
+starts there passes every test a frame written by :func:`encode` passes:
+
+1. a plausible header: a known record type (not a :class:`Header`, which
+   only ever starts a log), the exact length its type and key length make
+   (a put: at least that), no unknown flag bits;
+2. the CRC, over the length and the body;
+3. right after it, another frame that passes both, or the end of the log
+   (zeros, or the end of the file).
+
+Bytes that were not written as a frame pass the first test at about one
+offset in 2^14 and the CRC at one in 2^32, and the frame after it must pass
+again: a false start is practically impossible. (What this cannot rule out
+is a frame inside a value that is itself a copy of log records, and then
+only if damage hit the header of exactly that record.) The price of the
+third test: a record alone between two damaged stretches, with damage
+right after it, is counted as damaged -- one CRC is not evidence enough.
+Candidates are found with a regular expression over the type byte, so the
+scan costs little per skipped byte; the bytes held between calls are at
+most one record and the damage being skipped. Given the file's ``size``,
+a length that runs past the end is rejected at once rather than waited for.
+
+A frame whose CRC matches but whose body is not a valid record, in a log
+being read in step, is :class:`CorruptRecord`: a bug or a foreign file,
+never damage, which the CRC would have caught.
 
 Times are absolute Unix seconds, so that a record means the same thing to a
 process started later (the cache counts in seconds since its own start).
@@ -42,6 +79,7 @@ recovery never hands out a CAS value a client may still hold.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from typing import TypeAlias
@@ -52,6 +90,7 @@ __all__ = [
     "FORMAT_VERSION",
     "FRAME_SIZE",
     "CorruptRecord",
+    "Damage",
     "Delete",
     "Flush",
     "Header",
@@ -203,15 +242,17 @@ class CorruptRecord(ValueError):
 
 
 def decode(body: bytes) -> Record:
-    """The record in a frame's ``body`` (its CRC already checked)."""
+    """The record in a frame's ``body`` (its CRC already checked). Strict:
+    anything :func:`encode` would not have written is :class:`CorruptRecord`."""
     kind = body[0]
     try:
         if kind == _TYPE_PUT:
             _, cas, time, exptime, flags, bits, nkey = _PUT.unpack_from(body)
             start = _PUT.size
-            key = body[start : start + nkey]
+            if bits & ~(_STALE | _KEY_BINARY) or len(body) < start + nkey:
+                raise CorruptRecord(f"a put with flag bits {bits:#x} and a {nkey}-byte key")
             return Put(
-                key,
+                body[start : start + nkey],
                 body[start + nkey :],
                 flags,
                 exptime,
@@ -222,10 +263,12 @@ def decode(body: bytes) -> Record:
             )
         if kind == _TYPE_DELETE:
             _, cas_high, nkey = _DELETE.unpack_from(body)
-            return Delete(body[_DELETE.size : _DELETE.size + nkey], cas_high)
+            _check_length(body, _DELETE.size + nkey)
+            return Delete(body[_DELETE.size :], cas_high)
         if kind == _TYPE_TOUCH:
             _, exptime, nkey = _TOUCH.unpack_from(body)
-            return Touch(body[_TOUCH.size : _TOUCH.size + nkey], exptime)
+            _check_length(body, _TOUCH.size + nkey)
+            return Touch(body[_TOUCH.size :], exptime)
         if kind == _TYPE_FLUSH:
             _, oldest_live, oldest_cas, issued = _FLUSH.unpack(body)
             return Flush(oldest_live, oldest_cas, issued)
@@ -239,19 +282,71 @@ def decode(body: bytes) -> Record:
     raise CorruptRecord(f"unknown record type {kind}")
 
 
+def _check_length(body: bytes, expected: int) -> None:
+    if len(body) != expected:
+        raise CorruptRecord(f"record of type {body[0]}: {len(body)} bytes, not {expected}")
+
+
+# The fixed part of each record type a resynchronising reader may start at
+# (a Header only ever starts a log); its last byte is the key's length.
+_FIXED = {_TYPE_PUT: _PUT.size, _TYPE_DELETE: _DELETE.size, _TYPE_TOUCH: _TOUCH.size}
+_CANDIDATE_TYPE = re.compile(b"[%c-%c]" % (_TYPE_PUT, _TYPE_FLUSH))
+
+# What a look at one frame finds: _NEED more bytes, _BAD (not a valid
+# frame), or (as a positive number) the valid frame's size.
+_NEED = 0
+_BAD = -1
+
+
+def _plausible(buffer: bytearray, body: int, length: int, available: int) -> int:
+    """Whether the body of ``length`` bytes at ``body`` in ``buffer`` (of
+    which ``available`` are there) could be one :func:`encode` wrote, from
+    its fixed part alone: _BAD, _NEED, or 1."""
+    if available < 1:
+        return _NEED
+    kind = buffer[body]
+    if kind == _TYPE_FLUSH:
+        return 1 if length == _FLUSH.size else _BAD
+    fixed = _FIXED.get(kind)
+    if fixed is None or length < fixed:
+        return _BAD
+    if available < fixed:
+        return _NEED
+    nkey = buffer[body + fixed - 1]
+    if kind != _TYPE_PUT:
+        return 1 if length == fixed + nkey else _BAD
+    if buffer[body + fixed - 2] & ~(_STALE | _KEY_BINARY):
+        return _BAD
+    return 1 if length >= fixed + nkey else _BAD
+
+
+@attrs.frozen
+class Damage:
+    """``length`` bytes of a log, from file offset ``offset``, that hold no
+    valid record, with valid records after them."""
+
+    offset: int
+    length: int
+
+    def __str__(self) -> str:
+        return f"{self.length} bytes at offset {self.offset}"
+
+
 @attrs.frozen
 class LogEnd:
-    """Where a log's valid records end, and what follows them.
+    """What a whole log held, besides its records.
 
     ``valid_end``: bytes from the start of the log to the end of its last
     valid record. ``torn``: bytes from there to the last nonzero byte -- a
-    record cut short (or damaged) and anything after it; 0 when only zero
-    padding follows (a clean end). ``records``: how many valid records.
+    write cut short, or damage at the end -- 0 when only zero padding
+    follows (a clean end). ``records``: how many valid records.
+    ``damaged``: the stretches skipped to reach valid records after them.
     """
 
     valid_end: int
     torn: int
     records: int
+    damaged: tuple[Damage, ...] = ()
 
 
 @attrs.define(eq=False, slots=True)
@@ -259,65 +354,143 @@ class LogReader:
     """Bytes of a log in, records out (sans-io, like the protocol parser).
 
     ``feed`` takes the file's bytes in order, in chunks of any size, and
-    returns the records they complete; :meth:`finish` says where the valid
-    records ended. ``max_record`` bounds a record's body (a larger length is
-    taken as torn), and so the bytes buffered between calls.
+    returns the records they complete; :meth:`finish`, after the last byte,
+    returns those only the end of the file completes and a :class:`LogEnd`.
+    ``max_record`` bounds a record's body (a larger length is not a valid
+    frame); ``size``, the file's size if known, lets the reader reject a
+    length that runs past the end without waiting for bytes that never come.
     """
 
     max_record: int
+    size: int | None = None
     _buffer: bytearray = attrs.field(factory=bytearray, init=False)
-    _consumed: int = attrs.field(default=0, init=False)
-    _ended: bool = attrs.field(default=False, init=False)
-    _tail_seen: int = attrs.field(default=0, init=False)
-    _torn: int = attrs.field(default=0, init=False)
+    _base: int = attrs.field(default=0, init=False)
+    """File offset of ``_buffer[0]``."""
+    _position: int = attrs.field(default=0, init=False)
+    """File offset of the next frame (in step) or of the next offset to try."""
+    _skipping_from: int | None = attrs.field(default=None, init=False)
+    """While resynchronising: where the bytes being skipped began."""
+    _fed: int = attrs.field(default=0, init=False)
+    _nonzero_end: int = attrs.field(default=0, init=False)
+    _valid_end: int = attrs.field(default=0, init=False)
     _records: int = attrs.field(default=0, init=False)
+    _damaged: list[Damage] = attrs.field(factory=list, init=False)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Record]:
         """The next bytes of the log; the records they complete."""
-        if self._ended:
-            self._scan_tail(data)
-            return []
-        buffer = self._buffer
-        buffer += data
+        chunk = data if isinstance(data, bytes | bytearray) else bytes(data)
+        nonzero = len(chunk.rstrip(b"\0"))
+        if nonzero:
+            self._nonzero_end = self._fed + nonzero
+        self._fed += len(chunk)
+        self._buffer += chunk
+        return self._read(final=False)
+
+    def finish(self) -> tuple[list[Record], LogEnd]:
+        """The end of the file: the records it completes, and where the
+        valid records ended. Call after feeding every byte of the file."""
+        records = self._read(final=True)
+        torn = max(0, self._nonzero_end - self._valid_end)
+        return records, LogEnd(self._valid_end, torn, self._records, tuple(self._damaged))
+
+    def _read(self, final: bool) -> list[Record]:
         out: list[Record] = []
-        position = 0
-        while len(buffer) - position >= FRAME_SIZE:
-            length, crc = _FRAME.unpack_from(buffer, position)
-            if length == 0 or length > self.max_record:
-                self._end(position)
+        while True:
+            skipping_from = self._skipping_from
+            if skipping_from is None:
+                size, record = self._frame(self._position, final, candidate=False)
+                if size == _NEED:
+                    break
+                if size == _BAD:
+                    self._skipping_from = self._position
+                    self._position += 1
+                    continue
+                assert record is not None
+                out.append(record)
+                self._position += size
+                self._valid_end = self._position
+                continue
+            candidate = self._next_candidate(final)
+            if candidate is None:
                 break
-            end = position + FRAME_SIZE + length
-            if end > len(buffer):
+            size, _ = self._frame(candidate, final, candidate=True)
+            if size > 0:
+                followed = self._followed(candidate + size, final)
+                if followed:
+                    self._damaged.append(Damage(skipping_from, candidate - skipping_from))
+                    self._skipping_from = None
+                    self._position = candidate  # read in step from there
+                    continue
+                size = _NEED if followed is None else _BAD
+            if size == _NEED:
+                self._position = candidate
                 break
-            body = bytes(buffer[position + FRAME_SIZE : end])
-            if zlib.crc32(body, zlib.crc32(buffer[position : position + 4])) != crc:
-                self._end(position)
-                break
-            out.append(decode(body))
-            position = end
-        if not self._ended:
-            self._consumed += position
-            del buffer[:position]
+            self._position = candidate + 1
+        self._discard()
         self._records += len(out)
         return out
 
-    def _end(self, position: int) -> None:
-        """The valid records end at ``position`` in the buffer."""
-        self._consumed += position
-        self._ended = True
-        rest = bytes(self._buffer[position:])
-        self._buffer.clear()
-        self._scan_tail(rest)
+    def _frame(self, offset: int, final: bool, candidate: bool) -> tuple[int, Record | None]:
+        """The frame at file ``offset``: (its size, its record) if valid,
+        else (_NEED or _BAD, None). A ``candidate`` (a resynchronisation
+        point) must also look like a frame :func:`encode` wrote."""
+        buffer = self._buffer
+        at = offset - self._base
+        available = len(buffer) - at
+        if available < FRAME_SIZE:
+            return (_BAD if final else _NEED), None
+        length, crc = _FRAME.unpack_from(buffer, at)
+        if not 0 < length <= self.max_record:
+            return _BAD, None
+        if self.size is not None and offset + FRAME_SIZE + length > self.size:
+            return _BAD, None
+        if candidate:
+            verdict = _plausible(buffer, at + FRAME_SIZE, length, available - FRAME_SIZE)
+            if verdict <= 0:
+                return (_BAD if final else verdict), None
+        end = at + FRAME_SIZE + length
+        if end > len(buffer):
+            return (_BAD if final else _NEED), None
+        body = bytes(buffer[at + FRAME_SIZE : end])
+        if zlib.crc32(body, zlib.crc32(buffer[at : at + 4])) != crc:
+            return _BAD, None
+        try:
+            record = decode(body)
+        except CorruptRecord as error:
+            if candidate:
+                return _BAD, None
+            raise CorruptRecord(f"at offset {offset}: {error}") from None
+        return FRAME_SIZE + length, record
 
-    def _scan_tail(self, data: bytes | bytearray | memoryview) -> None:
-        """Bytes after the valid records: find the last one that is not zero."""
-        nonzero = len(bytes(data).rstrip(b"\0"))
-        if nonzero:
-            self._torn = self._tail_seen + nonzero
-        self._tail_seen += len(data)
+    def _followed(self, offset: int, final: bool) -> bool | None:
+        """Whether a valid frame, or the end of the log, follows a candidate
+        that ends at file ``offset`` (None: not known yet)."""
+        if offset == self.size:
+            return True
+        at = offset - self._base
+        length = self._buffer[at : at + 4]
+        if length == b"\0\0\0\0":
+            return True  # a zero length: the padding after the last record
+        if final and len(length) < 4 and not length.strip(b"\0"):
+            return True  # the end of the file, or zeros up to it
+        size, _ = self._frame(offset, final, candidate=True)
+        return None if size == _NEED else size > 0
 
-    def finish(self) -> LogEnd:
-        """The end of the log: call after feeding every byte of the file."""
-        if not self._ended:
-            self._end(0)
-        return LogEnd(self._consumed, self._torn, self._records)
+    def _next_candidate(self, final: bool) -> int | None:
+        """The next offset from ``_position`` whose type byte could start a
+        frame; None if there is none in the bytes fed so far (then
+        ``_position`` moves past the offsets ruled out)."""
+        buffer = self._buffer
+        at = self._position - self._base
+        match = _CANDIDATE_TYPE.search(buffer, at + FRAME_SIZE)
+        if match is not None:
+            return self._base + match.start() - FRAME_SIZE
+        self._position = self._base + (len(buffer) if final else max(at, len(buffer) - FRAME_SIZE))
+        return None
+
+    def _discard(self) -> None:
+        """Drop the bytes before ``_position``: nothing looks back at them."""
+        cut = self._position - self._base
+        if cut > 0:
+            del self._buffer[:cut]
+            self._base = self._position

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from shardio import TASK_STATUS_IGNORED, TaskStatus
 from .batching import Forwarder
 from .datadir import DataDirectory
 from .engine import Frontend, Job, JobResult, Settings, ShardState, run_jobs
-from .log import LogOptions, ShardLog
+from .log import LogOptions, ShardLog, report
 from .protocol import Parser
 from .store import Cache
 
@@ -78,15 +77,16 @@ class ShardNode:
         here = shardio.current_shard()
         node = cls(settings, ShardState(cache), Frontend(settings, here=here))
         if settings.data_dir is not None:
-            options = LogOptions(settings.compact_ratio, settings.compact_min_bytes)
+            options = LogOptions(
+                settings.compact_ratio, settings.compact_min_bytes, settings.salvage_damaged_logs
+            )
             log, summary = await ShardLog.open(
                 Path(settings.data_dir), here, settings.shards, previous_shards, cache, options
             )
             node.log = log
             node.state.journal = log.journal
-            # One write per line: the shards share stderr.
-            sys.stderr.write(f"memcached: {summary.describe(here)}\n")
-            sys.stderr.flush()
+            for line in summary.describe(here):
+                report(line)
         return node
 
     async def aclose(self) -> None:

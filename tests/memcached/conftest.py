@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 
-def _supports_direct_io(directory: Path) -> bool:
+def supports_direct_io(directory: Path) -> bool:
     probe = directory / ".o_direct_probe"
     try:
         fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
@@ -30,7 +30,7 @@ def _supports_direct_io(directory: Path) -> bool:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     """A fresh, empty directory on a filesystem with O_DIRECT."""
-    if _supports_direct_io(tmp_path):
+    if supports_direct_io(tmp_path):
         yield tmp_path / "data"
         return
     for parent in ("/var/tmp", "/work"):
@@ -38,7 +38,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
             continue
         directory = Path(tempfile.mkdtemp(prefix="shardio-memcached-test-", dir=parent))
         try:
-            if _supports_direct_io(directory):
+            if supports_direct_io(directory):
                 yield directory / "data"
                 return
         finally:

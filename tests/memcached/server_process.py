@@ -59,6 +59,12 @@ class ServerProcess:
         assert code == 0, stderr
         return stderr
 
+    def wait_for_exit(self, timeout: float = 30) -> tuple[int, str]:
+        """Wait for the server to stop by itself; its exit status, and what
+        it wrote to stderr."""
+        code = self.process.wait(timeout)
+        return code, self._close()
+
     def kill(self) -> str:
         """SIGKILL shard 0 (its shards die with it); return once every
         shard process is gone, with what the server wrote to stderr."""

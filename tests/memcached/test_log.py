@@ -1,7 +1,9 @@
 """A shard's durable log on a real file (O_DIRECT, fdatasync): changes are
 acknowledged only once on disk, many at a time; a reopened log gives the
-data back, cutting off a torn write; compaction rewrites it smaller while
-writes go on; the data directory is locked and cleaned."""
+data back, cutting off a torn write; a log damaged in the middle is refused
+untouched, or salvaged with every valid record and the file kept as found;
+compaction rewrites it smaller while writes go on; the data directory is
+locked and cleaned."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import pytest
 import shardio
 from examples.memcached.datadir import DataDirectory, DataDirectoryError, compact_path, log_path
 from examples.memcached.engine import Settings, run_jobs
-from examples.memcached.log import ShardLog
-from examples.memcached.records import LogReader, Put, Record
+from examples.memcached.log import MAX_TORN, DamagedLogError, ShardLog
+from examples.memcached.records import FRAME_SIZE, LogReader, Put, Record
 from examples.memcached.server import ShardNode
 
 
@@ -24,8 +26,35 @@ def records_on_disk(path: Path) -> list[Record]:
     """What a reader of the file (not this process's memory) finds in it."""
     reader = LogReader(max_record=1 << 20)
     records = reader.feed(path.read_bytes())
-    reader.finish()
-    return records
+    more, end = reader.finish()
+    assert end.damaged == ()
+    return records + more
+
+
+def record_offsets(path: Path) -> list[int]:
+    """Where each record of an undamaged log starts, and where the last ends."""
+    data = path.read_bytes()
+    offsets = [0]
+    while offsets[-1] + FRAME_SIZE <= len(data):
+        length = int.from_bytes(data[offsets[-1] : offsets[-1] + 4], "little")
+        if not length:
+            break
+        offsets.append(offsets[-1] + FRAME_SIZE + length)
+    return offsets
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(entry.name for entry in directory.iterdir())
+
+
+def flip(path: Path, offset: int, count: int) -> bytes:
+    """Invert ``count`` bytes of the file at ``offset`` (damage no crash
+    makes); the file's bytes now."""
+    data = bytearray(path.read_bytes())
+    for position in range(offset, offset + count):
+        data[position] ^= 0xFF
+    path.write_bytes(data)
+    return bytes(data)
 
 
 @contextlib.asynccontextmanager
@@ -137,6 +166,87 @@ async def test_a_torn_last_record_is_cut_off_and_appending_resumes(data_dir: Pat
         assert await converse(node, b"get kept later\r\n") == (
             b"VALUE kept 0 4\r\nkept\r\nVALUE later 0 5\r\nlater\r\nEND\r\n"
         )
+
+
+async def write_keys(data_dir: Path, count: int) -> list[int]:
+    """Store k0, k1, ... (one record each, after the header); the offsets
+    where the log's records start."""
+    async with running_node(data_dir) as node:
+        script = b"".join(b"set k%d 0 0 4\r\nv%03d\r\n" % (i, i) for i in range(count))
+        assert await converse(node, script) == b"STORED\r\n" * count
+    return record_offsets(log_path(data_dir, 0, 1))
+
+
+async def open_node(data_dir: Path) -> None:
+    """Open the data directory's log as the server does at start, and close it."""
+    directory = DataDirectory.open(data_dir, 1)
+    try:
+        node = await ShardNode.create(Settings(data_dir=str(data_dir)), directory.previous)
+        await node.aclose()
+    finally:
+        directory.close()
+
+
+async def test_a_log_damaged_in_the_middle_is_refused_and_left_as_it_was(data_dir: Path) -> None:
+    offsets = await write_keys(data_dir, 100)
+    path = log_path(data_dir, 0, 1)
+    damaged = flip(path, offsets[50] + 20, 8)  # inside the record of k49
+    with pytest.raises(DamagedLogError) as caught:
+        await open_node(data_dir)
+    message = str(caught.value)
+    length = offsets[51] - offsets[50]
+    assert f"{path} is damaged: {length} bytes at offset {offsets[50]} hold no valid record" in (
+        message
+    )
+    assert "Nothing was changed" in message and "--salvage-damaged-logs" in message
+    assert path.read_bytes() == damaged
+    assert files_in(data_dir) == ["LOCK", "MANIFEST", path.name]
+
+
+async def test_salvaging_a_damaged_log_keeps_every_valid_record_and_the_file_as_found(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    offsets = await write_keys(data_dir, 100)
+    path = log_path(data_dir, 0, 1)
+    damaged = flip(path, offsets[50] + 20, 8)
+    capsys.readouterr()
+    async with running_node(data_dir, salvage_damaged_logs=True) as node:
+        reply = await converse(node, b"get " + b" ".join(b"k%d" % i for i in range(100)) + b"\r\n")
+        assert (
+            reply
+            == b"".join(b"VALUE k%d 0 4\r\nv%03d\r\n" % (i, i) for i in range(100) if i != 49)
+            + b"END\r\n"
+        )
+        await converse(node, b"set after 0 0 1\r\na\r\n")
+    (kept,) = [data_dir / name for name in files_in(data_dir) if ".damaged-" in name]
+    assert kept.read_bytes() == damaged
+    report = capsys.readouterr().err.splitlines()
+    assert report[0].startswith("memcached: shard 0: recovered 99 items (100 records")
+    assert report[1] == (
+        f"memcached: shard 0: {path} was damaged: {offsets[51] - offsets[50]} bytes at offset "
+        f"{offsets[50]} held no valid record; every valid record after them was kept; "
+        f"the file as found is kept as {kept}"
+    )
+    # The log was rewritten without the damage: a plain start takes it.
+    async with running_node(data_dir) as node:
+        reply = await converse(node, b"get k0 k49 k99 after\r\n")
+        assert reply == b"VALUE k0 0 4\r\nv000\r\nVALUE k99 0 4\r\nv099\r\n" + (
+            b"VALUE after 0 1\r\na\r\nEND\r\n"
+        )
+
+
+async def test_garbage_at_the_end_longer_than_any_write_is_damage_not_a_torn_write(
+    data_dir: Path,
+) -> None:
+    offsets = await write_keys(data_dir, 3)
+    path = log_path(data_dir, 0, 1)
+    with path.open("r+b") as file:
+        file.truncate(offsets[-1])
+        file.seek(offsets[-1])
+        file.write(b"\xff" * (MAX_TORN + 1))
+    with pytest.raises(DamagedLogError, match=f"{MAX_TORN + 1} bytes at offset {offsets[-1]}"):
+        await open_node(data_dir)
+    assert path.stat().st_size == offsets[-1] + MAX_TORN + 1
 
 
 async def test_compaction_rewrites_the_log_smaller_while_writes_go_on(data_dir: Path) -> None:

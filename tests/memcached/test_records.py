@@ -1,9 +1,12 @@
 """The log's record format: every record survives a round trip whatever the
-chunking, and a log cut or damaged anywhere in its last record gives back
-exactly the records before it, with the place where they end."""
+chunking; a log cut or damaged anywhere in its last record gives back
+exactly the records before it, with the place where they end; and damage
+anywhere else costs only the records it hit: the reader resynchronises on
+the next valid record and reports the bytes it skipped."""
 
 from __future__ import annotations
 
+import random
 import zlib
 
 import pytest
@@ -13,9 +16,11 @@ from hypothesis import strategies as st
 from examples.memcached.records import (
     FRAME_SIZE,
     CorruptRecord,
+    Damage,
     Delete,
     Flush,
     Header,
+    LogEnd,
     LogReader,
     Put,
     Record,
@@ -43,13 +48,22 @@ def log_of(records: list[Record]) -> tuple[bytes, list[int]]:
     return bytes(out), ends
 
 
-def read(data: bytes, chunk: int = 1 << 20) -> tuple[list[Record], int, int]:
-    reader = LogReader(max_record=1 << 20)
+def read_all(
+    data: bytes, chunk: int = 1 << 20, size: int | None = None
+) -> tuple[list[Record], LogEnd]:
+    reader = LogReader(max_record=1 << 20, size=size)
     records: list[Record] = []
     for start in range(0, len(data), chunk):
         records += reader.feed(data[start : start + chunk])
-    end = reader.finish()
+    more, end = reader.finish()
+    records += more
     assert end.records == len(records)
+    return records, end
+
+
+def read(data: bytes, chunk: int = 1 << 20) -> tuple[list[Record], int, int]:
+    records, end = read_all(data, chunk)
+    assert end.damaged == ()
     return records, end.valid_end, end.torn
 
 
@@ -87,14 +101,72 @@ def test_a_damaged_byte_in_the_last_record_fails_its_crc() -> None:
         assert torn > 0
 
 
-def test_a_damaged_record_ends_the_log_there_even_with_good_records_after_it() -> None:
+def test_a_damaged_record_in_the_middle_costs_only_that_record() -> None:
     data, ends = log_of(SAMPLE)
     damaged = bytearray(data)
     damaged[ends[1] + FRAME_SIZE + 3] ^= 1  # inside the third record's body
-    records, valid_end, torn = read(bytes(damaged))
-    assert records == SAMPLE[:2]
-    assert valid_end == ends[1]
-    assert torn == len(data[ends[1] :].rstrip(b"\0"))  # up to its last nonzero byte
+    for chunk in (1, 7, 4096):
+        records, end = read_all(bytes(damaged) + bytes(300), chunk)
+        assert records == SAMPLE[:2] + SAMPLE[3:]
+        assert end.damaged == (Damage(offset=ends[1], length=ends[2] - ends[1]),)
+        assert (end.valid_end, end.torn) == (len(data), 0)
+
+
+def test_a_damaged_length_is_skipped_byte_by_byte_to_the_next_record() -> None:
+    records_written: list[Record] = [Header(0, 1)] + [
+        Put(b"key%d" % i, b"value %d" % i, 0, 0, i, 1_700_000_000) for i in range(20)
+    ]
+    data, ends = log_of(records_written)
+    damaged = bytearray(data)
+    damaged[ends[4] : ends[4] + 4] = (5000).to_bytes(4, "little")  # the sixth record's length
+    records, end = read_all(bytes(damaged), chunk=64)
+    assert records == records_written[:5] + records_written[6:]
+    assert end.damaged == (Damage(offset=ends[4], length=ends[5] - ends[4]),)
+
+
+def test_two_damaged_stretches_are_reported_apart() -> None:
+    written: list[Record] = [Touch(b"k%d" % i, i) for i in range(10)]
+    data, ends = log_of(written)
+    damaged = bytearray(data)
+    damaged[ends[1] + 2] ^= 0xFF  # the third record
+    damaged[ends[5] + 9 : ends[6] + 3] = bytes(ends[6] + 3 - ends[5] - 9)  # the 7th and 8th
+    records, end = read_all(bytes(damaged))
+    assert records == written[:2] + written[3:6] + written[8:]
+    assert end.damaged == (
+        Damage(ends[1], ends[2] - ends[1]),
+        Damage(ends[5], ends[7] - ends[5]),
+    )
+
+
+def test_a_frame_inside_a_damaged_value_is_not_taken_for_a_record() -> None:
+    # A value holding one well-formed frame of a delete: the header of its
+    # record damaged, the reader scans through it, finds the frame, and must
+    # not take it (nothing valid follows it inside the value).
+    inner = bytearray()
+    encode(inner, Delete(b"victim", 99))
+    written: list[Record] = [
+        Header(0, 1),
+        Put(b"a", b"x" * 40 + bytes(inner) + b"y" * 40, 0, 0, 1, 1_700_000_000),
+        Put(b"b", b"b", 0, 0, 2, 1_700_000_000),
+        Put(b"c", b"c", 0, 0, 3, 1_700_000_000),
+    ]
+    data, ends = log_of(written)
+    damaged = bytearray(data)
+    damaged[ends[0] + 1] ^= 0x10  # the put's length
+    records, end = read_all(bytes(damaged))
+    assert records == [written[0], written[2], written[3]]
+    assert end.damaged == (Damage(ends[0], ends[1] - ends[0]),)
+
+
+def test_a_record_alone_between_two_damaged_stretches_is_counted_as_damaged() -> None:
+    written: list[Record] = [Touch(b"k%d" % i, i) for i in range(6)]
+    data, ends = log_of(written)
+    damaged = bytearray(data)
+    damaged[ends[0] + 2] ^= 0xFF  # the second record
+    damaged[ends[2] + 2] ^= 0xFF  # the fourth; the third is alone between them
+    records, end = read_all(bytes(damaged))
+    assert records == [written[0], written[4], written[5]]
+    assert end.damaged == (Damage(ends[0], ends[3] - ends[0]),)
 
 
 def test_a_length_beyond_the_largest_record_is_taken_as_torn() -> None:
@@ -117,7 +189,7 @@ def test_a_valid_frame_holding_no_known_record_is_an_error_not_a_torn_write() ->
 
 keys = st.binary(min_size=1, max_size=250)
 times = st.integers(min_value=0, max_value=(1 << 62))
-records = st.one_of(
+changes = st.one_of(
     st.builds(
         Put,
         keys,
@@ -132,6 +204,9 @@ records = st.one_of(
     st.builds(Delete, keys, st.integers(0, (1 << 64) - 1)),
     st.builds(Touch, keys, times),
     st.builds(Flush, times, st.integers(0, (1 << 64) - 1), times),
+)
+records = st.one_of(
+    changes,
     st.builds(Header, st.integers(0, 65535), st.integers(1, 65535), st.integers(0, (1 << 64) - 1)),
 )
 
@@ -147,3 +222,55 @@ def test_any_records_round_trip_and_a_cut_keeps_a_prefix(
     records_read, valid_end, _ = read(data[:cut], chunk)
     assert records_read == written[:kept]
     assert valid_end == (ends[kept - 1] if kept else 0)
+
+
+damages = st.tuples(
+    st.floats(0, 1, exclude_max=True),  # where, as a fraction of the log
+    st.integers(1, 600),  # how many bytes
+    st.sampled_from(["flip", "zero", "random"]),
+    st.randoms(use_true_random=False),
+)
+
+
+@given(st.lists(changes, min_size=1, max_size=30), damages, st.integers(1, 600), st.booleans())
+def test_damage_anywhere_costs_only_the_records_it_hit(
+    written: list[Record],
+    damage: tuple[float, int, str, random.Random],
+    chunk: int,
+    padded: bool,
+) -> None:
+    written = [Header(0, 1), *written]  # as in a log: a header, then changes
+    data, ends = log_of(written)
+    if padded:
+        data += bytes(-len(data) % 512)
+    where, length, kind, rng = damage
+    start = int(where * len(data))
+    stop = min(len(data), start + length)
+    damaged = bytearray(data)
+    for position in range(start, stop):
+        if kind == "flip":
+            damaged[position] ^= rng.randrange(1, 256)
+        elif kind == "zero":
+            damaged[position] = 0
+        else:
+            damaged[position] = rng.randrange(256)
+    changed = [position for position in range(start, stop) if damaged[position] != data[position]]
+    starts = [0, *ends[:-1]]
+    hit = [
+        index
+        for index, (first, end) in enumerate(zip(starts, ends, strict=True))
+        if changed and first <= changed[-1] and changed[0] < end
+    ]
+    records_read, end = read_all(bytes(damaged), chunk, size=len(damaged))
+    assert records_read == [record for index, record in enumerate(written) if index not in hit]
+    after = [index for index in range(len(written)) if not hit or index > hit[-1]]
+    if hit and any(index > hit[-1] for index in after):
+        # Valid records follow: reported as damage, from the first record
+        # hit to the first one after it.
+        first, last = hit[0], hit[-1]
+        assert end.damaged == (Damage(starts[first], ends[last] - starts[first]),)
+        assert end.valid_end == ends[-1]
+    else:
+        # The damage reached the end: a torn tail (or nothing at all).
+        assert end.damaged == ()
+        assert end.valid_end == (starts[hit[0]] if hit else ends[-1])
