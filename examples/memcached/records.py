@@ -44,16 +44,17 @@ starts there passes every test a frame written by :func:`encode` passes:
    (zeros, or the end of the file).
 
 Bytes that were not written as a frame pass the first test at about one
-offset in 2^14 and the CRC at one in 2^32, and the frame after it must pass
-again: a false start is practically impossible. (What this cannot rule out
+offset in 2^14 and the CRC at one in 2^32, and the frame after them must
+pass both again: a false start is practically impossible. (What this cannot rule out
 is a frame inside a value that is itself a copy of log records, and then
 only if damage hit the header of exactly that record.) The price of the
 third test: a record alone between two damaged stretches, with damage
 right after it, is counted as damaged -- one CRC is not evidence enough.
 Candidates are found with a regular expression over the type byte, so the
-scan costs little per skipped byte; the bytes held between calls are at
-most one record and the damage being skipped. Given the file's ``size``,
-a length that runs past the end is rejected at once rather than waited for.
+scan costs little per skipped byte. The bytes held between calls are the
+frame being read -- while a candidate is checked, as many as the length it
+claims -- and given the file's ``size``, a length that runs past the end is
+rejected at once rather than waited for.
 
 A frame whose CRC matches but whose body is not a valid record, in a log
 being read in step, is :class:`CorruptRecord`: a bug or a foreign file,
