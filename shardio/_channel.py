@@ -45,6 +45,7 @@ from .lowlevel import (
     checkpoint,
     checkpoint_if_cancelled,
     current_task,
+    enable_ki_protection,
     reschedule,
     wait_task_rescheduled,
 )
@@ -185,6 +186,7 @@ class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicCo
         """The channel's figures (see :class:`MemoryChannelStatistics`)."""
         return self._state.statistics()
 
+    @enable_ki_protection
     def send_nowait(self, value: SendType) -> None:
         """Send ``value`` without blocking.
 
@@ -211,6 +213,7 @@ class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicCo
             return
         raise WouldBlock
 
+    @enable_ki_protection
     async def send(self, value: SendType) -> None:
         """Send ``value``, waiting for room in the buffer (or a receiver). A checkpoint.
 
@@ -237,6 +240,7 @@ class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicCo
 
         await wait_task_rescheduled(abort)
 
+    @enable_ki_protection
     def clone(self) -> MemorySendChannel[SendType]:
         """Another send end of the same channel.
 
@@ -250,6 +254,7 @@ class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicCo
             raise ClosedResourceError("this send channel was closed")
         return MemorySendChannel._create(self._state)
 
+    @enable_ki_protection
     def close(self) -> None:
         """Close this send end. Not a checkpoint; closing twice does nothing.
 
@@ -273,6 +278,7 @@ class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicCo
                 reschedule(task, outcome.Error(EndOfChannel()))
             state.receive_tasks.clear()
 
+    @enable_ki_protection
     async def aclose(self) -> None:
         """Close this send end (see :meth:`close`), then checkpoint."""
         self.close()
@@ -316,6 +322,7 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_N
         """The channel's figures (see :class:`MemoryChannelStatistics`)."""
         return self._state.statistics()
 
+    @enable_ki_protection
     def receive_nowait(self) -> ReceiveType:
         """Receive a value without blocking.
 
@@ -343,6 +350,7 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_N
             raise EndOfChannel
         raise WouldBlock
 
+    @enable_ki_protection
     async def receive(self) -> ReceiveType:
         """Receive the next value, waiting for one if needed. A checkpoint.
 
@@ -369,6 +377,7 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_N
 
         return await wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
+    @enable_ki_protection
     def clone(self) -> MemoryReceiveChannel[ReceiveType]:
         """Another receive end of the same channel.
 
@@ -382,6 +391,7 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_N
             raise ClosedResourceError("this receive channel was closed")
         return MemoryReceiveChannel._create(self._state)
 
+    @enable_ki_protection
     def close(self) -> None:
         """Close this receive end. Not a checkpoint; closing twice does nothing.
 
@@ -410,6 +420,7 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_N
             state.send_tasks.clear()
             state.data.clear()
 
+    @enable_ki_protection
     async def aclose(self) -> None:
         """Close this receive end (see :meth:`close`), then checkpoint."""
         self.close()

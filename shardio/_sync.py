@@ -44,6 +44,7 @@ from .lowlevel import (
     checkpoint,
     checkpoint_if_cancelled,
     current_task,
+    enable_ki_protection,
     remove_parking_lot_breaker,
     reschedule,
     wait_task_rescheduled,
@@ -124,6 +125,7 @@ class Event(ShardLocal):
         """Whether :meth:`set` has been called."""
         return self._flag
 
+    @enable_ki_protection
     def set(self) -> None:
         """Set the flag and wake every waiting task (in the order they came).
 
@@ -136,6 +138,7 @@ class Event(ShardLocal):
             reschedule(task)
         self._waiters.clear()
 
+    @enable_ki_protection
     async def wait(self) -> None:
         """Block until the event is set. A checkpoint, even if it already is."""
         if self._flag:
@@ -197,6 +200,7 @@ class _LockImpl(_AsyncContextManagerMixin):
         """Whether some task holds the lock."""
         return self._owner is not None
 
+    @enable_ki_protection
     def acquire_nowait(self) -> None:
         """Take the lock without blocking.
 
@@ -217,6 +221,7 @@ class _LockImpl(_AsyncContextManagerMixin):
         self._owner = task
         add_parking_lot_breaker(task, self._lot)
 
+    @enable_ki_protection
     async def acquire(self) -> None:
         """Take the lock, waiting for it if needed. A checkpoint.
 
@@ -240,6 +245,7 @@ class _LockImpl(_AsyncContextManagerMixin):
         else:
             await cancel_shielded_checkpoint()
 
+    @enable_ki_protection
     def release(self) -> None:
         """Release the lock; the longest-waiting task, if any, gets it.
 
@@ -340,18 +346,22 @@ class Condition(_AsyncContextManagerMixin):
         """Whether the underlying lock is held."""
         return self._lock.locked()
 
+    @enable_ki_protection
     def acquire_nowait(self) -> None:
         """Take the underlying lock without blocking (see :meth:`Lock.acquire_nowait`)."""
         self._lock.acquire_nowait()
 
+    @enable_ki_protection
     async def acquire(self) -> None:
         """Take the underlying lock, waiting if needed (see :meth:`Lock.acquire`)."""
         await self._lock.acquire()
 
+    @enable_ki_protection
     def release(self) -> None:
         """Release the underlying lock (see :meth:`Lock.release`)."""
         self._lock.release()
 
+    @enable_ki_protection
     async def wait(self) -> None:
         """Release the lock, wait for :meth:`notify`, and take the lock back.
 
@@ -378,6 +388,7 @@ class Condition(_AsyncContextManagerMixin):
                 await self._lock.acquire()
             raise
 
+    @enable_ki_protection
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiting tasks, longest-waiting first.
 
@@ -387,6 +398,7 @@ class Condition(_AsyncContextManagerMixin):
         self._check_owner("notify")
         self._lot.repark(self._lock._lot, count=n)
 
+    @enable_ki_protection
     def notify_all(self) -> None:
         """Wake every waiting task (see :meth:`notify`)."""
         self._check_owner("notify_all")
@@ -456,12 +468,14 @@ class Semaphore(_AsyncContextManagerMixin):
         """The bound on the value, or ``None`` if unbounded."""
         return self._max_value
 
+    @enable_ki_protection
     def acquire_nowait(self) -> None:
         """Decrement the value without blocking; :class:`~shardio.WouldBlock` if it is 0."""
         if self._value == 0:
             raise WouldBlock
         self._value -= 1
 
+    @enable_ki_protection
     async def acquire(self) -> None:
         """Decrement the value, first waiting for it to be above 0. A checkpoint."""
         await checkpoint_if_cancelled()
@@ -472,6 +486,7 @@ class Semaphore(_AsyncContextManagerMixin):
         else:
             await cancel_shielded_checkpoint()
 
+    @enable_ki_protection
     def release(self) -> None:
         """Increment the value, or, if tasks wait, let the longest-waiting one through.
 
@@ -560,6 +575,7 @@ class CapacityLimiter(_AsyncContextManagerMixin):
         return self._total_tokens
 
     @total_tokens.setter
+    @enable_ki_protection
     def total_tokens(self, new_total_tokens: int | float) -> None:
         _check_total_tokens(new_total_tokens)
         self._total_tokens = new_total_tokens
@@ -581,11 +597,13 @@ class CapacityLimiter(_AsyncContextManagerMixin):
         for task in self._lot.unpark(count=self._total_tokens - len(self._borrowers)):
             self._borrowers[self._pending_borrowers.pop(task)] = None
 
+    @enable_ki_protection
     def acquire_nowait(self) -> None:
         """Borrow a token for this task without blocking (see
         :meth:`acquire_on_behalf_of_nowait`)."""
         self.acquire_on_behalf_of_nowait(current_task())
 
+    @enable_ki_protection
     def acquire_on_behalf_of_nowait(self, borrower: object) -> None:
         """Borrow a token for ``borrower`` without blocking.
 
@@ -603,6 +621,7 @@ class CapacityLimiter(_AsyncContextManagerMixin):
             raise WouldBlock
         self._borrowers[borrower] = None
 
+    @enable_ki_protection
     async def acquire(self) -> None:
         """Borrow a token for this task, waiting if needed. A checkpoint.
 
@@ -610,6 +629,7 @@ class CapacityLimiter(_AsyncContextManagerMixin):
         """
         await self.acquire_on_behalf_of(current_task())
 
+    @enable_ki_protection
     async def acquire_on_behalf_of(self, borrower: object) -> None:
         """Borrow a token for ``borrower``, waiting if needed. A checkpoint.
 
@@ -629,10 +649,12 @@ class CapacityLimiter(_AsyncContextManagerMixin):
         else:
             await cancel_shielded_checkpoint()
 
+    @enable_ki_protection
     def release(self) -> None:
         """Give back this task's token (see :meth:`release_on_behalf_of`)."""
         self.release_on_behalf_of(current_task())
 
+    @enable_ki_protection
     def release_on_behalf_of(self, borrower: object) -> None:
         """Give back ``borrower``'s token; the longest-waiting task, if any, gets it.
 

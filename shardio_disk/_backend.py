@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import attrs
 
+import shardio
+
 from ._uring_c import ffi, lib
 
 #: ``statx`` mask bits (``<linux/stat.h>``).
@@ -98,6 +100,15 @@ class DiskStatistics:
     syscalls: int
     fixed_buffer_ops: int
     registered_buffers: bool
+
+
+def backend_closed(name: str) -> shardio.RunFinishedError:
+    """The error for I/O asked of a backend its run has closed."""
+    return shardio.RunFinishedError(
+        f"shardio_disk: the {name} backend of the run this file was opened in is closed "
+        "(that run has ended); a disk file works only inside the run that opened it: "
+        "open it again in this run"
+    )
 
 
 class Backend(abc.ABC):

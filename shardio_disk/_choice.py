@@ -6,7 +6,9 @@ one warning in the log saying why. ``SHARDIO_DISK_BACKEND=threads`` or
 first disk operation fail, saying so).
 
 Each run -- each shard's scheduler -- starts its own backend on its first
-disk operation, and a system task closes it when the run ends.
+disk operation, and a system task closes it when the run ends. System tasks
+are cancelled only once every user task has finished, so a ``finally`` that
+closes a file after Ctrl-C still has the backend it needs.
 """
 
 from __future__ import annotations

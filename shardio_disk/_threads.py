@@ -36,6 +36,7 @@ from ._backend import (
     Backend,
     DiskStatistics,
     FileInfo,
+    backend_closed,
     decode_statx,
     statx_buffer,
 )
@@ -126,10 +127,16 @@ class ThreadBackend(Backend):
         self.in_flight = 0
         self.submitted = 0
         self.completed = 0
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise backend_closed("thread")
 
     async def run(self, kind: int, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` on a worker thread; its result, or its exception."""
         await lowlevel.checkpoint_if_cancelled()
+        self._check_open()
         job = _Job(self, lowlevel.current_task(), kind)
         job.future = self._pool.submit(fn, *args)
         self.in_flight += 1
@@ -161,6 +168,7 @@ class ThreadBackend(Backend):
         pos: int,
         done: Callable[[int], None],
     ) -> Future[int]:
+        self._check_open()
         future = self._pool.submit(_write if write else _read, fd, buf, pos)
         self.in_flight += 1
         self.submitted += 1
@@ -225,4 +233,5 @@ class ThreadBackend(Backend):
     def close(self) -> None:
         # Every task waited for its call, so this returns at once; after an
         # abnormal end it waits for calls still running in threads.
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -88,7 +88,9 @@ cancelled and waited for, blocking, before the ring is unmapped.
 One ring per shard
 ------------------
 The ring is created lazily, by the first disk operation of a run, in the
-shard that runs it, and closed when that run ends. Shards are forked before
+shard that runs it, and closed when that run ends: after the last user task
+(system tasks outlive them), so cleanup code still has it. An operation asked
+of a closed ring raises RunFinishedError before touching its freed memory. Shards are forked before
 their schedulers start, so no ring crosses a fork; where the kernel supports
 it the ring is IORING_SETUP_SINGLE_ISSUER, and the kernel itself refuses a
 submission from any other process. The buffer arena is private to each
@@ -115,6 +117,7 @@ from ._backend import (
     Backend,
     DiskStatistics,
     FileInfo,
+    backend_closed,
     decode_statx,
     statx_buffer,
 )
@@ -263,7 +266,11 @@ class Uring(lowlevel.Poller):
     def queue(self, prep: Callable[..., int], args: tuple[Any, ...], user_data: int) -> None:
         """Write one SQE: ``prep(ring, *args, user_data)``. It is submitted
         now if the kernel holds fewer operations than wait here, else by the
-        next :meth:`flush` (see "Batching" above)."""
+        next :meth:`flush` (see "Batching" above). Once the ring is closed,
+        raises :class:`shardio.RunFinishedError`: a closed ring's memory is
+        gone, and nothing may write to it."""
+        if self._ring is None:
+            raise backend_closed("io_uring")
         if prep(self._ring, *args, user_data):
             # The SQ is full: submit what it holds to make room.
             self._submit()
@@ -419,7 +426,8 @@ class Uring(lowlevel.Poller):
             self._pending -= max(n, 0)
 
     def _destroy(self) -> None:
-        lib.uring_destroy(self._ring)
+        ring, self._ring = self._ring, None
+        lib.uring_destroy(ring)
         os.close(self._eventfd)
 
 

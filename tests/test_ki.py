@@ -188,3 +188,196 @@ def test_sigint_handler_is_restored_after_run() -> None:
     during = shardio.run(main)
     assert during is not signal.default_int_handler
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_second_ctrl_c_interrupts_a_serve_tcp_handler_spinning_after_a_receive() -> None:
+    # The handler runs under shardio_net's frames: it is still the user's
+    # code, and a second Ctrl-C must reach it.
+    code, out = _run_child(
+        """
+        import functools, socket, time
+        import shardio, shardio_net
+
+        async def handler(stream):
+            await stream.receive_some()
+            print("ready", flush=True)
+            print("spinning", flush=True)
+            while True:
+                time.sleep(0.001)
+
+        async def main():
+            async with shardio.open_nursery() as nursery:
+                [address] = await nursery.start(
+                    functools.partial(shardio_net.serve_tcp, handler, 0, host="127.0.0.1")
+                )
+                client = socket.create_connection(address[:2])
+                client.sendall(b"hello")
+                await shardio.sleep_forever()
+
+        try:
+            shardio.run(main)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+        """,
+        signals=2,
+    )
+    assert code == 0, out
+    assert out.splitlines() == ["KeyboardInterrupt"]
+
+
+def test_second_ctrl_c_interrupts_a_sync_function_run_on_its_own_shard() -> None:
+    code, out = _run_child(
+        """
+        import time
+        import shardio
+
+        def spin():
+            print("ready", flush=True)
+            print("spinning", flush=True)
+            while True:
+                time.sleep(0.001)
+
+        async def main():
+            await shardio.run_on(0, spin)
+
+        try:
+            shardio.run(main)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+        """,
+        signals=2,
+    )
+    assert code == 0, out
+    assert out.splitlines() == ["KeyboardInterrupt"]
+
+
+def test_second_ctrl_c_interrupts_a_sync_function_another_shard_runs_on_shard_0() -> None:
+    # Shard 1 calls shard 0: the function runs in shard 0's scheduler, under
+    # the messenger's frames, and is still the user's code.
+    code, out = _run_child(
+        """
+        import time
+        import shardio
+
+        def spin():
+            print("ready", flush=True)
+            print("spinning", flush=True)
+            while True:
+                time.sleep(0.001)
+
+        async def call_back():
+            await shardio.run_on(0, spin)
+
+        async def main():
+            await shardio.run_on(1, call_back)
+
+        try:
+            shardio.run(main, shards=2, cpus=False)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+        """,
+        signals=2,
+    )
+    assert code == 0, out
+    assert out.splitlines() == ["KeyboardInterrupt"]
+
+
+def test_ki_protection_is_marked_on_library_code_and_off_in_user_tasks() -> None:
+    import shardio
+    from shardio import lowlevel
+
+    seen: dict[str, bool] = {}
+
+    @lowlevel.enable_ki_protection
+    def protected() -> bool:
+        return lowlevel.currently_ki_protected()
+
+    @lowlevel.enable_ki_protection
+    async def protected_calls_user() -> bool:
+        return await unprotected_boundary()
+
+    @lowlevel.disable_ki_protection
+    async def unprotected_boundary() -> bool:
+        return lowlevel.currently_ki_protected()
+
+    async def system_task() -> None:
+        seen["system task"] = lowlevel.currently_ki_protected()
+
+    async def main() -> None:
+        seen["main task"] = lowlevel.currently_ki_protected()
+        seen["protected function"] = protected()
+        seen["boundary inside protected code"] = await protected_calls_user()
+        lowlevel.spawn_system_task(system_task)
+        token = lowlevel.current_token()
+        token.run_sync_soon(lambda: seen.setdefault("callback", lowlevel.currently_ki_protected()))
+        await shardio.sleep(0.01)
+
+    shardio.run(main)
+    assert seen == {
+        "main task": False,
+        "protected function": True,
+        "boundary inside protected code": False,
+        "system task": True,
+        "callback": True,
+    }
+
+
+def test_ki_protection_decorators_refuse_what_has_no_code() -> None:
+    import pytest
+
+    from shardio import lowlevel
+
+    with pytest.raises(TypeError, match="staticmethod"):
+        lowlevel.enable_ki_protection(len)  # type: ignore[arg-type]
+
+
+_RUN_IN_A_LOOP = """
+import logging, sys, shardio
+
+async def noop():
+    pass
+
+print("ready", flush=True)
+try:
+    while True:
+        shardio.run(noop, shards=2, cpus=False)
+except KeyboardInterrupt:
+    pass
+# The run is usable again, and logging's lock (taken around fork) is free.
+assert shardio.run(noop) is None
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+logging.getLogger("after").warning("stopped")
+"""
+
+
+def test_ctrl_c_at_any_moment_of_repeated_runs_stops_the_program_cleanly() -> None:
+    # SIGINTs land at random moments: in a fork, in logging's at-fork hooks,
+    # while the stop handlers are installed or removed, between runs. Each
+    # must end the loop, leave no run registered and no lock held.
+    import random
+
+    rng = random.Random(1234)
+    failures = []
+    for attempt in range(30):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RUN_IN_A_LOOP],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            bufsize=0,
+            cwd=ROOT,
+        )
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().decode().strip() == "ready"
+            time.sleep(rng.uniform(0.05, 0.3))
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=15)
+            if (proc.returncode, out.decode()) != (0, "stopped\n"):
+                failures.append((attempt, proc.returncode, out.decode()[-500:]))
+        except subprocess.TimeoutExpired:
+            failures.append((attempt, "hung", ""))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert failures == []

@@ -22,6 +22,7 @@ from ._exceptions import (
 from ._fdpass import receive_fd, send_fd
 from ._instrumentation import Instrument
 from ._io_epoll import notify_closing, wait_readable, wait_writable
+from ._ki import currently_ki_protected, disable_ki_protection, enable_ki_protection
 from ._local import RunVar, RunVarToken
 from ._mock_clock import MockClock
 from ._nursery import TASK_STATUS_IGNORED, Nursery, NurseryManager, TaskStatus, open_nursery
@@ -113,6 +114,9 @@ __all__ = [
     "current_task",
     "current_time",
     "current_token",
+    "currently_ki_protected",
+    "disable_ki_protection",
+    "enable_ki_protection",
     "notify_closing",
     "open_channel",
     "open_nursery",

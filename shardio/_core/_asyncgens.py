@@ -41,6 +41,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from ._cancel import CancelScope
+from ._ki import enable_ki_protection
 from ._state import GLOBAL_RUN_CONTEXT
 from ._traps import Abort, wait_task_rescheduled
 
@@ -91,6 +92,7 @@ class AsyncGenerators:
 
     # -- the hooks ----------------------------------------------------------------------
 
+    @enable_ki_protection
     def _firstiter(self, agen: AsyncGen) -> None:
         runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
         if runner is self._runner and runner.current_task is not None:
@@ -102,6 +104,7 @@ class AsyncGenerators:
         if self._previous.firstiter is not None:
             self._previous.firstiter(agen)
 
+    @enable_ki_protection
     def _finalizer(self, agen: AsyncGen) -> None:
         frame_locals = _locals(agen)
         if frame_locals is not None and frame_locals.get(_FOREIGN):

@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn
 
 from ._exceptions import Cancelled, CancelSource
+from ._ki import enable_ki_protection
 from ._pickling import ShardLocal
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
 
@@ -286,6 +287,7 @@ class CancelScope(ShardLocal):
 
     # -- entering and leaving ------------------------------------------------
 
+    @enable_ki_protection
     def __enter__(self) -> CancelScope:
         task = current_task()
         if self._entered:
@@ -305,6 +307,7 @@ class CancelScope(ShardLocal):
         task._activate_cancel_status(self._status)
         return self
 
+    @enable_ki_protection
     def __exit__(
         self,
         etype: type[BaseException] | None,
@@ -376,6 +379,7 @@ class CancelScope(ShardLocal):
 
     # -- cancelling ------------------------------------------------------------
 
+    @enable_ki_protection
     def cancel(self, reason: str | None = None) -> None:
         """Cancel this scope, now or (if not yet entered) as soon as it is.
 
@@ -424,6 +428,7 @@ class CancelScope(ShardLocal):
         return self._deadline
 
     @deadline.setter
+    @enable_ki_protection
     def deadline(self, new_deadline: float) -> None:
         if isnan(new_deadline):
             raise ValueError("deadline must not be NaN")
@@ -454,6 +459,7 @@ class CancelScope(ShardLocal):
         return self._relative_deadline
 
     @relative_deadline.setter
+    @enable_ki_protection
     def relative_deadline(self, new_value: float) -> None:
         if isnan(new_value):
             raise ValueError("relative_deadline must not be NaN")
@@ -483,6 +489,7 @@ class CancelScope(ShardLocal):
         return self._shield
 
     @shield.setter
+    @enable_ki_protection
     def shield(self, new_value: bool) -> None:
         if not isinstance(new_value, bool):
             raise TypeError(f"shield must be a bool, not {type(new_value).__name__}")

@@ -98,7 +98,7 @@ async def send_fd(shard: int, fd: int) -> FdId:
     if not 0 <= shard < state.count:
         raise ValueError(f"shard must be in range({state.count}), not {shard!r}")
     if shard in state.dead:
-        raise state.dead[shard]
+        raise state.crashed(shard)
     if passing is None or shard == state.index:
         fd_id = (state.index, next(state.local_fd_ids))
         state.local_fds[fd_id] = os.dup(fd)
@@ -135,5 +135,5 @@ async def receive_fd(fd_id: FdId) -> int:
             await cancel_shielded_checkpoint()
             return fd
         if fd_id[0] in state.dead:
-            raise state.dead[fd_id[0]]
+            raise state.crashed(fd_id[0])
         await passing.waiting.park()

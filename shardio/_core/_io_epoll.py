@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import outcome
 
 from ._exceptions import BusyResourceError, ClosedResourceError
+from ._ki import enable_ki_protection
 from ._state import current_runner, current_task
 from ._traps import Abort, RaiseCancelT, wait_task_rescheduled
 from ._wakeup import WakeupSocketpair
@@ -193,6 +194,7 @@ class EpollIOManager:
                 pass
 
 
+@enable_ki_protection
 async def wait_readable(fd: FdLike) -> None:
     """Block until ``fd`` (an int, or an object with ``fileno()``) is readable.
 
@@ -204,11 +206,13 @@ async def wait_readable(fd: FdLike) -> None:
     await current_runner().io_manager._wait(fd, "read_task")
 
 
+@enable_ki_protection
 async def wait_writable(fd: FdLike) -> None:
     """Block until ``fd`` is writable; otherwise as :func:`wait_readable`."""
     await current_runner().io_manager._wait(fd, "write_task")
 
 
+@enable_ki_protection
 def notify_closing(fd: FdLike) -> None:
     """Tell the scheduler that ``fd`` is about to be closed.
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._exceptions import ShardioInternalError
+from ._ki import enable_ki_protection
 from ._ring import FRAGMENT, SharedArea
 from ._ring_c import ffi, lib
 from ._run import Poller
@@ -105,7 +106,6 @@ class Messenger(Poller):
         self.before_flush: list[Callable[[], None]] = []
         self._peek_data = ffi.new("const char **")
         self._peek_flags = ffi.new("uint32_t *")
-        self.closed = False
 
     # -- sending -----------------------------------------------------------------
 
@@ -117,6 +117,7 @@ class Messenger(Poller):
         self._unsent[dst].clear()
         self._blocked.discard(dst)
 
+    @enable_ki_protection
     def post(self, dst: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """Queue ``fn(*args)`` for shard ``dst``. Hot path: one append."""
         box = self._outboxes[dst]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from ._cancel import CancelReason, CancelScope, CancelStatus
 from ._exceptions import Cancelled, ShardioInternalError
+from ._ki import enable_ki_protection
 from ._pickling import ShardLocal
 from ._run import check_coroutine, explain_uncallable
 from ._state import GLOBAL_RUN_CONTEXT, current_task
@@ -62,6 +63,7 @@ class TaskStatus(ShardLocal, Generic[StatusT]):
     def __repr__(self) -> str:
         return f"<TaskStatus for {self._new_nursery!r}, value={self._value!r}>"
 
+    @enable_ki_protection
     def started(self, value: StatusT | None = None) -> None:
         """Report that the task is ready; ``start()`` returns ``value``."""
         if self._value is not _NO_STATUS:
@@ -226,6 +228,7 @@ class Nursery(ShardLocal):
 
     # -- starting tasks -----------------------------------------------------------
 
+    @enable_ki_protection
     def start_soon(
         self,
         async_fn: Callable[..., Awaitable[Any]],
@@ -281,6 +284,7 @@ class Nursery(ShardLocal):
                 coro = check_coroutine(coro, async_fn, "start_soon")
         self._runner.spawn_coro(coro, self, async_fn if name is None else name)
 
+    @enable_ki_protection
     async def start(
         self,
         async_fn: Callable[..., Awaitable[Any]],
@@ -362,12 +366,14 @@ class NurseryManager:
 
     __slots__ = ("_nursery", "_scope")
 
+    @enable_ki_protection
     async def __aenter__(self) -> Nursery:
         self._scope = CancelScope()
         self._scope.__enter__()
         self._nursery = Nursery(current_task(), self._scope)
         return self._nursery
 
+    @enable_ki_protection
     async def __aexit__(
         self,
         etype: type[BaseException] | None,

@@ -19,6 +19,7 @@ import attrs
 import outcome
 
 from ._exceptions import BrokenResourceError
+from ._ki import enable_ki_protection
 from ._pickling import ShardLocal
 from ._state import current_runner, current_task
 from ._traps import Abort, RaiseCancelT, wait_task_rescheduled
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 PARKING_LOT_BREAKERS: dict[Task, list[ParkingLot]] = {}
 
 
+@enable_ki_protection
 def add_parking_lot_breaker(task: Task, lot: ParkingLot) -> None:
     """Break ``lot`` if ``task`` exits while registered (see :meth:`ParkingLot.break_lot`)."""
     if task._cancel_status is None:
@@ -39,6 +41,7 @@ def add_parking_lot_breaker(task: Task, lot: ParkingLot) -> None:
     PARKING_LOT_BREAKERS.setdefault(task, []).append(lot)
 
 
+@enable_ki_protection
 def remove_parking_lot_breaker(task: Task, lot: ParkingLot) -> None:
     """Undo :func:`add_parking_lot_breaker`."""
     try:
@@ -78,6 +81,7 @@ class ParkingLot(ShardLocal):
     def __bool__(self) -> bool:
         return bool(self._parked)
 
+    @enable_ki_protection
     async def park(self) -> None:
         """Wait until :meth:`unpark` wakes this task. A checkpoint.
 
@@ -107,6 +111,7 @@ class ParkingLot(ShardLocal):
         for _ in range(min(count, len(self._parked))):
             yield self._parked.popitem(last=False)[0]
 
+    @enable_ki_protection
     def unpark(self, *, count: int | float = 1) -> list[Task]:
         """Wake up to ``count`` tasks, longest-waiting first; return them."""
         tasks = list(self._pop(count))
@@ -116,10 +121,12 @@ class ParkingLot(ShardLocal):
                 runner.reschedule(task)
         return tasks
 
+    @enable_ki_protection
     def unpark_all(self) -> list[Task]:
         """Wake every parked task."""
         return self.unpark(count=len(self._parked))
 
+    @enable_ki_protection
     def repark(self, new_lot: ParkingLot, *, count: int | float = 1) -> None:
         """Move up to ``count`` parked tasks, in order, to the back of ``new_lot``."""
         if not isinstance(new_lot, ParkingLot):
@@ -128,10 +135,12 @@ class ParkingLot(ShardLocal):
             new_lot._parked[task] = None
             task.custom_sleep_data = new_lot
 
+    @enable_ki_protection
     def repark_all(self, new_lot: ParkingLot) -> None:
         """Move every parked task to ``new_lot``."""
         self.repark(new_lot, count=len(self._parked))
 
+    @enable_ki_protection
     def break_lot(self, task: Task | None = None) -> None:
         """Break the lot: waiters and later parkers get :class:`BrokenResourceError`.
 

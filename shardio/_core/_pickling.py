@@ -34,6 +34,7 @@ from typing import Any
 import cloudpickle
 
 from ._exceptions import RemoteError, RemoteTraceback
+from ._ki import enable_ki_protection
 
 
 def _importable(obj: Any) -> bool:
@@ -51,10 +52,12 @@ def _importable(obj: Any) -> bool:
 
 
 class _ShardPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, with two changes for shards:
+    """cloudpickle, with three changes for shards:
 
     * whatever is importable goes by reference -- also from ``__main__``,
       which cloudpickle would copy by value;
+    * an open text file is refused, as every other open file is, rather than
+      sent as a snapshot of its contents;
     * a function that goes by value (a lambda, a closure) but was defined in
       a module keeps using *that module's* globals on the receiving shard,
       where cloudpickle would give it a private snapshot of the ones it
@@ -67,6 +70,14 @@ class _ShardPickler(cloudpickle.Pickler):  # type: ignore[misc]
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (types.FunctionType, type)) and _importable(obj):
             return NotImplemented
+        if isinstance(obj, io.TextIOWrapper):
+            # cloudpickle would send a snapshot of its contents (a StringIO):
+            # refuse it, as the standard pickler refuses every other open file.
+            raise TypeError(
+                f"an open file ({obj!r}) cannot be sent to another shard: each shard has "
+                "its own file descriptors; send its path and open it there, or send what "
+                "you read from it"
+            )
         if isinstance(obj, types.FunctionType) and _module_globals_of(obj) is not None:
             return self._function_in_module_reduce(obj)
         return super().reducer_override(obj)
@@ -126,6 +137,7 @@ class ShardLocal:
         )
 
 
+@enable_ki_protection
 def dumps(obj: Any) -> bytes:
     """Pickle a user object for another shard (protocol 5).
 
@@ -260,7 +272,7 @@ def unpack_exception(packed: tuple[bytes | None, str, str, str], shard: int) -> 
     if blob is not None:
         try:
             exc = loads(blob)
-        except Exception:
+        except BaseException:  # whatever user rebuilding code raises
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(type_name, message, text, shard)

@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, overload
 
 import outcome
 
 from ._cancel import CancelReason, CancelScope, current_effective_deadline
-from ._exceptions import BrokenResourceError, Cancelled, RunFinishedError, TooSlowError
+from ._exceptions import BrokenResourceError, RunFinishedError, TooSlowError
+from ._ki import disable_ki_protection, enable_ki_protection
 from ._messenger import message_handler
 from ._nursery import TASK_STATUS_IGNORED, TaskStatus
 from ._pickling import (
@@ -57,7 +58,7 @@ from ._pickling import (
     resolve_function,
     unpack_exception,
 )
-from ._run import Task, _name_of
+from ._run import Task, _name_of, explain_uncallable, only_cancelled
 from ._shards import ShardState, current_state
 from ._state import current_runner, current_task
 from ._traps import Abort, RaiseCancelT, checkpoint, wait_task_rescheduled
@@ -70,13 +71,16 @@ _VALUE, _ERROR, _CANCELLED, _STARTED, _FAILED = range(5)
 class _OutgoingCall:
     """A call this shard made, waiting for its result."""
 
-    __slots__ = ("cancel_sent", "dst", "on_started", "task")
+    __slots__ = ("cancel_sent", "dst", "error", "on_started", "task")
 
     def __init__(self, task: Task, dst: int, on_started: TaskStatus[Any] | None) -> None:
         self.task = task
         self.dst = dst
         self.on_started = on_started
         self.cancel_sent = False
+        # Raised instead of the result: the call failed on this side (its
+        # started() value could not be rebuilt here).
+        self.error: BaseException | None = None
 
     def fail(self, error: BaseException) -> None:
         current_runner().reschedule(self.task, outcome.Error(error))
@@ -117,10 +121,14 @@ def prepare_call(
     count = 1 if state is None else state.count
     if not isinstance(shard, int) or not 0 <= shard < count:
         raise ValueError(f"shard must be an int in range({count}), not {shard!r}")
+    if child:
+        explain_uncallable(fn, "start_soon")
+    else:
+        explain_uncallable(fn, "run_on", "shard, ")
     if state is None or shard == state.index:
         return None
     if shard in state.dead:
-        raise state.dead[shard]
+        raise state.crashed(shard)
     if child and isinstance(fn, types.FunctionType) and not inspect.iscoroutinefunction(fn):
         raise TypeError(
             f"a nursery child must be an async function, but {_name_of(fn)} is synchronous; "
@@ -129,6 +137,15 @@ def prepare_call(
     try:
         return function_spec(fn), (dumps(args) if args else None)
     except Exception:
+        for i, arg in enumerate(args):
+            if isinstance(arg, Coroutine):
+                arg.close()
+                raise TypeError(
+                    f"argument {i} of {_name_of(fn)} is a coroutine object ({arg!r}), which "
+                    f"cannot be sent to shard {shard}: a coroutine runs where it was made. "
+                    "Pass the async function and its arguments instead, and call it on the "
+                    "other shard"
+                ) from None
         described = {f"the function {_name_of(fn)}": fn}
         described.update({f"argument {i} of {_name_of(fn)}": a for i, a in enumerate(args)})
         error = describe_unpicklable(described, shard)
@@ -149,6 +166,7 @@ async def _call(
     return await perform_call(shard, prepared, fn, task_status)
 
 
+@enable_ki_protection
 async def perform_call(
     shard: int,
     prepared: tuple[str | bytes, bytes | None],
@@ -169,7 +187,7 @@ async def perform_call(
     if cancel_point and status.effectively_cancelled:
         status.raise_cancelled()
     if shard in state.dead:
-        raise state.dead[shard]
+        raise state.crashed(shard)
     call_id = state.next_call_id()
     call = _OutgoingCall(task, shard, task_status)
     state.calls_out[call_id] = call
@@ -194,12 +212,14 @@ async def perform_call(
         return Abort.FAILED
 
     kind, payload = await wait_task_rescheduled(abort)
+    if call.error is not None:
+        raise call.error
     if kind == _VALUE:
         if payload is None:
             return None
         try:
             return loads(payload)
-        except Exception as exc:
+        except BaseException as exc:  # whatever user rebuilding code raises
             raise TypeError(
                 f"the result of {_name_of(fn)} on shard {shard} could not be unpickled "
                 f"on shard {state.index}: {exc}"
@@ -283,7 +303,7 @@ def _handle_call(
     try:
         fn = resolve_function(fn_spec)
         args = () if args_blob is None else loads(args_blob)
-    except Exception as exc:
+    except BaseException as exc:  # whatever user rebuilding code raises: this call fails
         state.post(
             src,
             _handle_result,
@@ -294,9 +314,9 @@ def _handle_call(
         return
     try:
         if with_status:
-            result = fn(*args, task_status=_RemoteTaskStatus(src, call_id))
+            result = _call_user(fn, args, {"task_status": _RemoteTaskStatus(src, call_id)})
         else:
-            result = fn(*args)
+            result = _call_user(fn, args, {})
     except BaseException as exc:
         state.post(src, _handle_result, call_id, _ERROR, pack_exception(exc))
         return
@@ -351,12 +371,7 @@ def _post_value(state: ShardState, src: int, call_id: int, value: Any, fn: Any) 
     state.post(src, _handle_result, call_id, _VALUE, blob)
 
 
-def _only_cancelled(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(e) for e in exc.exceptions)
-    return isinstance(exc, Cancelled)
-
-
+@enable_ki_protection
 async def _serve_call(
     state: ShardState,
     src: int,
@@ -373,9 +388,9 @@ async def _serve_call(
     try:
         with scope:
             try:
-                value = await awaitable
+                value = await _await_user(awaitable)
             except BaseException as exc:
-                if _only_cancelled(exc):
+                if only_cancelled(exc):
                     raise  # our scope's own cancellation stops at the scope
                 reply = (_ERROR, pack_exception(exc))
                 return
@@ -386,6 +401,18 @@ async def _serve_call(
             _post_value(state, src, call_id, value, fn)
         else:
             state.post(src, _handle_result, call_id, *reply)
+
+
+@disable_ki_protection
+def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # The boundary into user code: a second Ctrl-C may interrupt it (_ki.py).
+    return fn(*args, **kwargs)
+
+
+@disable_ki_protection
+async def _await_user(awaitable: Awaitable[Any]) -> Any:
+    # The boundary into user code: a second Ctrl-C may interrupt it (_ki.py).
+    return await awaitable
 
 
 @message_handler
@@ -400,8 +427,23 @@ def _handle_result(call_id: int, kind: int, payload: Any) -> None:
     state = current_state()
     if kind == _STARTED:
         call = state.calls_out.get(call_id)
-        if call is not None and call.on_started is not None:
-            call.on_started.started(loads(payload))
+        if call is None or call.on_started is None or call.error is not None:
+            return
+        try:
+            value = loads(payload)
+        except BaseException as exc:  # whatever user rebuilding code raises
+            # The start fails here; the remote task is cancelled, and the
+            # caller raises this once it has finished.
+            call.error = TypeError(
+                f"the value the task on shard {call.dst} passed to task_status.started() "
+                f"could not be rebuilt on shard {state.index}: {exc!r}"
+            )
+            call.error.__cause__ = exc
+            if not call.cancel_sent:
+                call.cancel_sent = True
+                state.post(call.dst, _handle_cancel, state.index, call_id)
+            return
+        call.on_started.started(value)
         return
     call = state.calls_out.pop(call_id, None)
     if call is not None:

@@ -70,6 +70,7 @@ from ._cancel import CancelReason, CancelStatus, Deadlines
 from ._exceptions import Cancelled, CancelSource, RunFinishedError, ShardioInternalError
 from ._instrumentation import Instruments
 from ._io_epoll import EpollIOManager
+from ._ki import StopSignals, enable_ki_protection, stop_exception
 from ._parking_lot import PARKING_LOT_BREAKERS, break_lots_of_exiting_task
 from ._pickling import ShardLocal
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
@@ -184,6 +185,7 @@ class Task(ShardLocal):
         "_coro",
         "_deferred_fn",
         "_eventual_parent_nursery",
+        "_ki_protected",
         "_name_source",
         "_next_exc",
         "_next_value",
@@ -203,6 +205,7 @@ class Task(ShardLocal):
         cancel_status: CancelStatus | None,
         deferred_fn: Callable[..., Coroutine[Any, Any, Any]] | None = None,
         deferred_args: tuple[Any, ...] = (),
+        ki_protected: bool = False,
     ) -> None:
         # Either the coroutine, or (deferred_fn, deferred_args) to make it at
         # the first step; see the module docstring.
@@ -225,6 +228,9 @@ class Task(ShardLocal):
         # While the coroutine is deferred, this holds its arguments.
         self._next_value: Any = deferred_args if deferred_fn is not None else None
         self._next_exc: BaseException | None = None
+        # Whether a second Ctrl-C is held back in this task's unmarked code
+        # (``_ki.py``): system tasks yes, user tasks no.
+        self._ki_protected = ki_protected
 
     @property
     def coro(self) -> Coroutine[Any, Any, Any]:
@@ -338,13 +344,26 @@ def _name_of(source: object) -> str:
 # ---------------------------------------------------------------------------
 
 
+_OTHER_LIBRARIES = ("asyncio", "trio", "anyio", "twisted", "tornado", "curio", "concurrent.futures")
+
+
+def _library_of_module(module: str) -> str | None:
+    module = module.lstrip("_")  # C accelerators: _asyncio
+    for lib in _OTHER_LIBRARIES:
+        if module == lib or module.startswith(lib + "."):
+            return lib
+    return None
+
+
 def _looks_like_other_library(value: object) -> str | None:
-    cls = type(value)
-    for klass in cls.__mro__:
-        module = (klass.__module__ or "").lstrip("_")  # C accelerators: _asyncio
-        for lib in ("asyncio", "twisted", "tornado", "curio", "concurrent.futures"):
-            if module == lib or module.startswith(lib + "."):
-                return lib
+    if isinstance(value, type):  # trio's traps yield classes
+        lib = _library_of_module(value.__module__ or "")
+        if lib is not None:
+            return lib
+    for klass in type(value).__mro__:
+        lib = _library_of_module(klass.__module__ or "")
+        if lib is not None:
+            return lib
     return None
 
 
@@ -367,16 +386,19 @@ def coroutine_or_error(
     return checked
 
 
-def explain_uncallable(async_fn: object, what: str) -> None:
-    """Calling ``async_fn`` raised TypeError: if it is the classic mistake of
-    passing a coroutine object, raise an error that shows the fix."""
+def explain_uncallable(async_fn: object, what: str, lead: str = "") -> None:
+    """If ``async_fn`` is a coroutine object -- the classic mistake of calling
+    the function instead of passing it -- raise an error that shows the fix.
+
+    ``lead`` is what comes before the function in a call of ``what``
+    (``"shard, "`` for ``run_on``)."""
     if isinstance(async_fn, collections.abc.Coroutine):
         # Close it, so Python does not also warn "never awaited".
         async_fn.close()
         raise TypeError(
             f"{what}() was given a coroutine object ({async_fn!r}); pass the async "
-            f"function and its arguments separately: {what}(fn, arg1, arg2), not "
-            f"{what}(fn(arg1, arg2))"
+            f"function and its arguments separately: {what}({lead}fn, arg1, arg2), not "
+            f"{what}({lead}fn(arg1, arg2))"
         ) from None
 
 
@@ -415,11 +437,12 @@ class Token:
     """A handle for talking to a run from outside it (another thread, a
     signal handler). Get it with :func:`current_token`."""
 
-    __slots__ = ("_runner",)
+    __slots__ = ("__weakref__", "_runner")
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
+    @enable_ki_protection
     def run_sync_soon(self, sync_fn: Callable[..., object], *args: object) -> None:
         """Schedule ``sync_fn(*args)`` to run in the run loop soon.
 
@@ -470,7 +493,13 @@ class Runner:
         self.tasks_living = 0
         self.init_task: Task | None = None
         self.main_task: Task | None = None
+        # Two tiers of tasks (see init()): the user tier holds the main task
+        # and the shard services that run user code (remote calls); the
+        # system tier, around it, the services that code relies on
+        # (spawn_system_task: the disk backend, say). The system tier is
+        # cancelled only once the user tier has finished.
         self.system_nursery: Nursery | None = None
+        self.user_nursery: Nursery | None = None
         self.main_value: Any = None
         self.main_exc: BaseException | None = None
         self.system_exc: BaseException | None = None
@@ -494,15 +523,16 @@ class Runner:
         # Called when the main task has exited, before the system tasks are
         # cancelled (the shards use it to stop the other shards).
         self.on_main_exit: list[Callable[[], object]] = []
-        # Set by SIGINT or SIGTERM: the signal that asked the run to stop.
-        self.stop_signal: int | None = None
+        # SIGINT or SIGTERM asking the run to stop (see _ki.py); a child
+        # shard's is never installed.
+        self.stop_signals = StopSignals()
         self.stop_delivered = False
         self.asyncgens = AsyncGenerators(self)
         self.system_context = contextvars.copy_context()
-        self.system_context.run(sniffio.current_async_library_cvar.set, "shardio")
 
     # -- scheduling ---------------------------------------------------------------
 
+    @enable_ki_protection
     def reschedule(self, task: Task, next_send: outcome.Outcome[Any] | None = None) -> None:
         if task._abort_func is None:
             raise ShardioInternalError(
@@ -558,12 +588,14 @@ class Runner:
         if context is None:
             context = self.system_context.copy() if system_task else contextvars.copy_context()
         if nursery is None:
-            task = Task(coro, self, name, context, None, None)
+            task = Task(coro, self, name, context, None, None, ki_protected=True)
         else:
             # A fresh task has no abort function, so there is no pending
             # cancellation to offer it yet: attach it to the status directly.
             status = nursery._cancel_status
-            task = Task(coro, self, name, context, nursery, status, deferred_fn, deferred_args)
+            task = Task(
+                coro, self, name, context, nursery, status, deferred_fn, deferred_args, system_task
+            )
             status.tasks[task] = None
             nursery._children[task] = None
         self.tasks_living += 1
@@ -599,8 +631,8 @@ class Runner:
             exc = None
             for callback in self.on_main_exit:
                 callback()
-            assert self.system_nursery is not None
-            self.system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
+            assert self.user_nursery is not None
+            self.user_nursery.cancel_scope._cancel(CancelReason("shutdown"))
         # Drop what the finished task no longer needs before the parent
         # (possibly) wakes up.
         task._next_value = None
@@ -633,29 +665,46 @@ class Runner:
         self,
         main_coro: Coroutine[Any, Any, Any],
         main_name: object,
-        system_coro: Awaitable[None] | None,
+        services_coro: Coroutine[Any, Any, None] | None,
     ) -> None:
+        """The root task: the two tiers of the run, and their order of ending.
+
+        The user tier ends first: the main task exits (or a stop signal, or a
+        crashed shard, cancels the tier) and every task that may run user
+        code -- the main task's tree, remote calls served here -- unwinds,
+        with every service still up: a ``finally`` that closes a file or
+        calls another shard works during shutdown as at any other time.
+        Then the async generators still suspended are closed, services still
+        up. Only then is the system tier cancelled: the disk backend, thread
+        pools and the like close after the last user code has run.
+        """
         from ._nursery import open_nursery
 
         async with open_nursery() as system_nursery:
             self.system_nursery = system_nursery
-            if system_coro is not None:
-                self.spawn_coro(system_coro, system_nursery, "<shard services>", system_task=True)  # type: ignore[arg-type]
-            self.main_task = self.spawn_coro(
-                main_coro, system_nursery, main_name, context=self.system_context.copy()
-            )
+            async with open_nursery() as user_nursery:
+                self.user_nursery = user_nursery
+                if services_coro is not None:
+                    self.spawn_coro(
+                        services_coro, user_nursery, "<shard services>", system_task=True
+                    )
+                self.main_task = self.spawn_coro(
+                    main_coro, user_nursery, main_name, context=self.system_context.copy()
+                )
+            await self.asyncgens.close_remaining()
+            system_nursery.cancel_scope._cancel(CancelReason("shutdown"))
+        # What the system tasks abandoned while they unwound.
         await self.asyncgens.close_remaining()
 
     def handle_stop_signal(self) -> None:
-        """An orderly Ctrl-C or SIGTERM: cancel everything; run() then raises."""
+        """An orderly Ctrl-C or SIGTERM: cancel the user tier; run() then raises."""
         self.stop_delivered = True
-        if self.system_nursery is not None:
-            source: CancelSource = (
-                "KeyboardInterrupt" if self.stop_signal == signal.SIGINT else "shutdown"
-            )
-            self.system_nursery.cancel_scope._cancel(
-                CancelReason(source, f"{signal.Signals(self.stop_signal or 0).name} received")
-            )
+        signum = self.stop_signals.signum
+        source: CancelSource = "KeyboardInterrupt" if signum == signal.SIGINT else "shutdown"
+        assert self.user_nursery is not None
+        self.user_nursery.cancel_scope._cancel(
+            CancelReason(source, f"{signal.Signals(signum or 0).name} received")
+        )
 
     def close_abandoned_tasks(self) -> None:
         """After the loop crashed: close every living coroutine, innermost first.
@@ -693,6 +742,7 @@ class Runner:
                     f"a run_sync_soon callback {fn!r} raised; callbacks must not raise"
                 ) from exc
 
+    @enable_ki_protection
     def loop(self) -> None:
         # Hot loop: see the module docstring. Locals on purpose.
         clock = self.clock
@@ -766,9 +816,9 @@ class Runner:
                 if "after_io_wait" in instruments:
                     instruments.call("after_io_wait", timeout)
                 if (
-                    self.stop_signal is not None
+                    self.stop_signals.signum is not None
                     and not self.stop_delivered
-                    and self.system_nursery is not None
+                    and self.user_nursery is not None
                 ):
                     self.handle_stop_signal()
 
@@ -867,6 +917,7 @@ class Runner:
                 return 0.0
         return timeout
 
+    @enable_ki_protection
     def _run_batch_instrumented(self, batch: list[Task]) -> None:
         # The same as the plain batch loop, with the per-step hooks.
         instruments = self.instruments
@@ -912,14 +963,34 @@ def _without_loop_frame(error: BaseException) -> BaseException:
 
 
 def _foreign_yield(task: Task, msg: object) -> None:
+    # Name the library: from what was yielded, else from the innermost
+    # frame of the task's await stack that belongs to one (asyncio.sleep(0)
+    # yields a bare None from asyncio's own code).
     lib = _looks_like_other_library(msg)
-    origin = f" (an object from {lib})" if lib else ""
-    error = TypeError(
-        f"shardio cannot wait for {msg!r}{origin}: a task awaited something that is not "
-        "a shardio operation. Objects of other async libraries (asyncio futures and "
-        "tasks, for instance) only work inside their own event loop; use the shardio "
-        "equivalent instead"
-    )
+    if lib is None:
+        for frame, _ in task.iter_await_frames():
+            lib = _library_of_module(frame.f_globals.get("__name__", "")) or lib
+    if lib is None:
+        error = TypeError(
+            f"shardio cannot wait for {msg!r}: a task awaited something that is not a "
+            "shardio operation. Objects of other async libraries (asyncio futures and "
+            "tasks, for instance) only work inside their own event loop; use the shardio "
+            "equivalent instead"
+        )
+    else:
+        article = "an" if lib[0] in "aeiou" else "a"
+        in_a_thread = (
+            f", or run the {lib} code in a thread with its own event loop: "
+            f"await shardio.to_thread.run_sync({lib}.run, fn)"
+            if lib in ("asyncio", "trio", "anyio", "curio")
+            else ""
+        )
+        error = TypeError(
+            f"shardio cannot wait for {msg!r} (from {lib}): a shardio task awaited "
+            f"{article} {lib} operation, which works only inside {lib}'s own event loop. "
+            "Use the shardio equivalent (shardio.sleep, shardio.open_nursery, shardio_net "
+            f"streams, ...){in_a_thread}"
+        )
     task._next_exc = error
     task._runner.runq.append(task)
 
@@ -929,6 +1000,7 @@ def _foreign_yield(task: Task, msg: object) -> None:
 # ---------------------------------------------------------------------------
 
 
+@enable_ki_protection
 def reschedule(task: Task, next_send: outcome.Outcome[Any] | None = None) -> None:
     """Resume ``task``, parked in :func:`wait_task_rescheduled`.
 
@@ -938,6 +1010,7 @@ def reschedule(task: Task, next_send: outcome.Outcome[Any] | None = None) -> Non
     current_runner().reschedule(task, next_send)
 
 
+@enable_ki_protection
 def spawn_system_task(
     async_fn: Callable[..., Awaitable[Any]],
     *args: Any,
@@ -996,6 +1069,7 @@ def current_statistics() -> RunStatistics:
     )
 
 
+@enable_ki_protection
 def add_poller(
     poller: Poller, wakeup_fd: int | None = None, drain: Callable[[], None] | None = None
 ) -> None:
@@ -1010,6 +1084,7 @@ def add_poller(
         runner.io_manager.add_wakeup_fd(wakeup_fd, drain or (lambda: None))
 
 
+@enable_ki_protection
 def remove_poller(poller: Poller, wakeup_fd: int | None = None) -> None:
     """Undo :func:`add_poller`."""
     runner = current_runner()
@@ -1018,16 +1093,19 @@ def remove_poller(poller: Poller, wakeup_fd: int | None = None) -> None:
         runner.io_manager.remove_wakeup_fd(wakeup_fd)
 
 
+@enable_ki_protection
 def add_instrument(instrument: Any) -> None:
     """Start calling ``instrument``'s hooks (see :class:`Instrument`)."""
     current_runner().instruments.add_instrument(instrument)
 
 
+@enable_ki_protection
 def remove_instrument(instrument: Any) -> None:
     """Stop calling ``instrument``'s hooks; ``KeyError`` if it is not installed."""
     current_runner().instruments.remove_instrument(instrument)
 
 
+@enable_ki_protection
 async def checkpoint_if_cancelled() -> None:
     """Raise :class:`Cancelled` if the task is cancelled; otherwise return at
     once, without a schedule point."""
@@ -1036,6 +1114,7 @@ async def checkpoint_if_cancelled() -> None:
         status.raise_cancelled()
 
 
+@enable_ki_protection
 async def wait_all_tasks_blocked(cushion: float = 0.0) -> None:
     """Block until every other task is blocked, and has been for ``cushion`` s.
 
@@ -1061,67 +1140,7 @@ async def wait_all_tasks_blocked(cushion: float = 0.0) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _install_stop_handlers(runner: Runner) -> Callable[[], None]:
-    """Route SIGINT and SIGTERM to an orderly shutdown; return the undo function.
-
-    The first Ctrl-C (or SIGTERM) cancels every task; once they have
-    unwound, run() raises KeyboardInterrupt (for SIGTERM: SystemExit(143),
-    the exit status of a process ended by SIGTERM). A second Ctrl-C, while a
-    task is still running user code that never reaches a checkpoint, raises
-    KeyboardInterrupt right there, as plain Python would; it is held back
-    while shardio's own code runs, so its data structures are never left
-    half-updated. Only signals whose handler is still Python's default are
-    taken over, and only in the main thread.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and runner.stop_signal is not None and _in_user_code(frame):
-            # The second Ctrl-C: the first could not stop this code.
-            raise KeyboardInterrupt
-        if runner.stop_signal is None:
-            runner.stop_signal = signum
-
-    installed = []
-    for signum, default in (
-        (signal.SIGINT, signal.default_int_handler),
-        (signal.SIGTERM, signal.SIG_DFL),
-    ):
-        if signal.getsignal(signum) is default:
-            signal.signal(signum, handler)
-            installed.append((signum, default))
-
-    def restore() -> None:
-        for signum, default in installed:
-            if signal.getsignal(signum) is handler:
-                signal.signal(signum, default)
-
-    return restore
-
-
-_LIBRARY_PACKAGES = ("shardio", "shardio_net", "shardio_disk")
-
-
-def _in_user_code(frame: FrameType | None) -> bool:
-    # Walk outwards from the interrupted frame. Reaching the run loop's frame
-    # through user frames only means a task step was interrupted in user
-    # code. A frame of shardio's own packages on the way means library code
-    # is mid-update (a lock half released, a channel half closed): hold the
-    # interrupt back until the next scheduling pass.
-    loop_codes = (Runner.loop.__code__, Runner._run_batch_instrumented.__code__)
-    first = True
-    while frame is not None:
-        if frame.f_code in loop_codes:
-            return not first
-        module = frame.f_globals.get("__name__", "")
-        if module.partition(".")[0] in _LIBRARY_PACKAGES:
-            return False
-        first = False
-        frame = frame.f_back
-    return False
-
-
+@enable_ki_protection
 def run(
     async_fn: Callable[..., Awaitable[T]],
     *args: Any,
@@ -1130,8 +1149,8 @@ def run(
     shard_state: Any = None,
     idle_poll: float = 0.0,
     main_name: object = None,
-    handle_signals: bool = True,
-    system_setup: Callable[[Any], Awaitable[None]] | None = None,
+    stop_signals: StopSignals | None = None,
+    services: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     stall_threshold: float | None = None,
 ) -> T:
     """Run ``async_fn(*args)`` on a fresh scheduler in this thread; return its result.
@@ -1140,37 +1159,42 @@ def run(
     one per shard. ``shard_state`` is that shard's view of the run (its
     messenger becomes a poller), ``idle_poll`` the seconds to spin on the
     pollers before sleeping, ``main_name`` the main task's name;
-    ``handle_signals=False`` leaves SIGINT/SIGTERM alone (the other shards);
-    ``system_setup(shard_state)``, if given, runs as a system task that
-    starts before the main task; ``stall_threshold`` starts the stall
+    ``stop_signals``, installed by the caller, what SIGINT and SIGTERM
+    recorded (None on shards that leave them alone); ``services(shard_state)``,
+    if given, runs beside the main task in the user tier and starts first
+    (the shard's remote-call service); ``stall_threshold`` starts the stall
     detector (``_stall.py``).
     """
-    if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
-        raise RuntimeError(
-            "shardio.run() called from inside a running shardio.run(); "
-            "start a task with a nursery instead"
-        )
+    check_not_in_run()
     if clock is None:
         clock = SystemClock()
     coro = coroutine_or_error(async_fn, args, what="shardio.run")
     runner = Runner(clock, Instruments(instruments))
+    if stop_signals is not None:
+        runner.stop_signals = stop_signals
     runner.shard_state = shard_state
     runner.idle_poll = idle_poll
     messenger = getattr(shard_state, "messenger", None)
     if messenger is not None:
         runner.pollers.append(messenger)
         runner.io_manager.add_wakeup_fd(messenger.doorbell, messenger.drain_doorbell)
-    GLOBAL_RUN_CONTEXT.runner = runner
-    restore_signals = _install_stop_handlers(runner) if handle_signals else (lambda: None)
     stall_detector = None
-    if stall_threshold is not None:
-        from ._stall import StallDetector
-
-        stall_detector = StallDetector(runner, stall_threshold, getattr(shard_state, "index", 0))
-        stall_detector.start()
-    runner.io_manager.wakeup.wakeup_on_signals()
-    runner.asyncgens.install()
+    previous_library = sniffio.thread_local.name
+    GLOBAL_RUN_CONTEXT.runner = runner
     try:
+        # Everything the run does in this thread is shardio's, also outside
+        # tasks (run_sync_soon callbacks, sync functions sent by other
+        # shards), as in Trio.
+        sniffio.thread_local.name = "shardio"
+        if stall_threshold is not None:
+            from ._stall import StallDetector
+
+            stall_detector = StallDetector(
+                runner, stall_threshold, getattr(shard_state, "index", 0)
+            )
+            stall_detector.start()
+        runner.io_manager.wakeup.wakeup_on_signals()
+        runner.asyncgens.install()
         clock.start_clock()
         if "before_run" in runner.instruments:
             runner.instruments.call("before_run")
@@ -1178,7 +1202,7 @@ def run(
             runner.init(
                 coro,
                 async_fn if main_name is None else main_name,
-                None if system_setup is None else system_setup(shard_state),
+                None if services is None else services(shard_state),
             ),
             None,
             "<init>",
@@ -1202,19 +1226,19 @@ def run(
         runner.asyncgens.uninstall()
         if stall_detector is not None:
             stall_detector.stop()
-        restore_signals()
         runner.io_manager.close()
+        sniffio.thread_local.name = previous_library
         del GLOBAL_RUN_CONTEXT.runner
     if runner.system_exc is not None:
         raise ShardioInternalError(
             "a system task raised an exception; the run was stopped"
         ) from runner.system_exc
-    if runner.stop_signal is not None:
-        stop: BaseException = (
-            KeyboardInterrupt() if runner.stop_signal == signal.SIGINT else SystemExit(143)
-        )
+    signum = runner.stop_signals.signum
+    if signum is not None:
+        runner.stop_signals.raised = True
+        stop = stop_exception(signum)
         main_exc = runner.main_exc
-        if main_exc is not None and not _only_cancelled(main_exc):
+        if main_exc is not None and not only_cancelled(main_exc):
             stop.__context__ = main_exc
         raise stop
     if runner.main_exc is not None:
@@ -1225,7 +1249,17 @@ def run(
     return runner.main_value  # type: ignore[no-any-return]
 
 
-def _only_cancelled(exc: BaseException) -> bool:
+def check_not_in_run() -> None:
+    """``RuntimeError`` if this thread is inside a run already."""
+    if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
+        raise RuntimeError(
+            "shardio.run() called from inside a running shardio.run(); "
+            "start a task with a nursery instead"
+        )
+
+
+def only_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``Cancelled``, or a group of nothing else."""
     if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(e) for e in exc.exceptions)
+        return all(only_cancelled(e) for e in exc.exceptions)
     return isinstance(exc, Cancelled)

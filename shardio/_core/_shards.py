@@ -21,7 +21,14 @@ Lifetime
 * Ctrl-C (SIGINT to the process group) is ignored by the children and turned
   by shard 0 into an orderly cancellation; the cancellation reaches remote
   work as cancel messages. SIGTERM to shard 0 does the same, and ``run()``
-  then raises ``SystemExit(143)``.
+  then raises ``SystemExit(143)``. Shard 0 takes both signals over before
+  the first fork and blocks them while it forks, so a Ctrl-C at any moment
+  of start-up stops the run (it would otherwise interrupt whatever runs at
+  that moment: an at-fork hook, leaving its lock held).
+* If shard 0's scheduler itself fails (an exception escapes it), the
+  children are still told, as if shard 0 had crashed: they fail their calls
+  to shard 0 and stop; any still there after :data:`CHILD_EXIT_TIMEOUT`
+  seconds is killed. ``run()`` never waits on a child that was not told.
 """
 
 from __future__ import annotations
@@ -29,22 +36,25 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._cancel import CancelReason, CancelScope
-from ._exceptions import Cancelled, ShardCrashed
+from ._exceptions import ShardCrashed
 from ._fdpass import FdPassing
 from ._io_epoll import wait_readable
+from ._ki import StopSignals, enable_ki_protection
 from ._messenger import Messenger, message_handler
 from ._parking_lot import ParkingLot
 from ._ring import SharedArea, set_parent_death_signal
-from ._run import Clock, spawn_system_task
+from ._run import Clock, check_not_in_run, only_cancelled
 from ._run import run as run_one_shard
-from ._state import GLOBAL_RUN_CONTEXT, current_runner
+from ._state import current_runner
 from ._traps import Abort, wait_task_rescheduled
 
 if TYPE_CHECKING:
@@ -53,6 +63,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_IDLE_POLL_US = 200.0
+
+#: Seconds shard 0 waits, after its own scheduler failed, for the children
+#: it told to stop before it kills them.
+CHILD_EXIT_TIMEOUT = 5.0
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ShardState:
@@ -101,6 +117,15 @@ class ShardState:
         self.local_fds.clear()
         if self.fd_passing is not None:
             self.fd_passing.close()
+
+    def crashed(self, shard: int) -> ShardCrashed:
+        """A new :class:`ShardCrashed` for dead ``shard``, to raise in one task.
+
+        Each waiter gets its own object: one exception raised in two tasks
+        would collect both tracebacks, one after the other.
+        """
+        crash = self.dead[shard]
+        return ShardCrashed(crash.shard, crash.exitcode, crash.signal)
 
     def next_call_id(self) -> int:
         return next(self._ids)
@@ -162,7 +187,7 @@ class ShardState:
         for call_id, call in list(self.calls_out.items()):
             if call.dst == crash.shard:
                 del self.calls_out[call_id]
-                call.fail(crash)
+                call.fail(self.crashed(crash.shard))
         for (src, _), scope in list(self.calls_in.items()):
             if src == crash.shard:
                 scope._cancel(CancelReason("remote", f"the caller's shard {src} crashed"))
@@ -171,8 +196,8 @@ class ShardState:
         from ._xchannel import peer_crashed as fail_channels
 
         fail_channels(self, crash)
-        if self.index == 0 and runner.system_nursery is not None:
-            runner.system_nursery.cancel_scope._cancel(
+        if self.index == 0 and runner.user_nursery is not None:
+            runner.user_nursery.cancel_scope._cancel(
                 CancelReason("shutdown", f"shard {crash.shard} crashed")
             )
         elif self.index != 0:
@@ -188,10 +213,12 @@ class ShardState:
                 await wait_readable(pidfd)
         finally:
             os.close(pidfd)
-            # The pidfd said the child exited: this returns at once.
-            _, status = os.waitpid(pid, 0)  # noqa: ASYNC222
-            del self.children[shard]
-            self._exited_lot.unpark_all()
+        # The pidfd said the child exited: this returns at once. (Had the
+        # wait been abandoned -- this scheduler failing -- the child would
+        # still be in self.children for run() to stop and reap.)
+        _, status = os.waitpid(pid, 0)  # noqa: ASYNC222
+        del self.children[shard]
+        self._exited_lot.unpark_all()
         if os.WIFSIGNALED(status):
             crash = ShardCrashed(shard, None, os.WTERMSIG(status))
         elif os.WEXITSTATUS(status) != 0 or not self.stopping:
@@ -251,22 +278,44 @@ def shard_count() -> int:
 
 
 def _resolve_cpus(shards: int, cpus: Sequence[int] | bool | None) -> list[int] | None:
+    """The CPU of each shard, checked before anything is forked."""
     if cpus is False:
         return None
+    available = sorted(os.sched_getaffinity(0))
     if cpus is None or cpus is True:
-        available = sorted(os.sched_getaffinity(0))
         if shards > len(available):
             raise ValueError(
                 f"shards={shards} but this process may run on only {len(available)} CPUs "
                 f"({available}); use fewer shards, or cpus=False to run them unpinned"
             )
         return available[:shards]
-    chosen = [int(c) for c in cpus]
+    if isinstance(cpus, (str, bytes)) or not isinstance(cpus, Sequence):
+        raise TypeError(
+            f"cpus must be a sequence of CPU numbers, True, False or None, not {cpus!r}"
+        )
+    chosen = list(cpus)
     if len(chosen) < shards:
         raise ValueError(f"shards={shards} needs {shards} CPUs, but cpus={chosen} lists fewer")
-    return chosen[:shards]
+    chosen = chosen[:shards]
+    seen: set[int] = set()
+    for cpu in chosen:
+        if not isinstance(cpu, int) or isinstance(cpu, bool):
+            raise TypeError(f"cpus={chosen}: {cpu!r} is not a CPU number (an int)")
+        if cpu not in available:
+            raise ValueError(
+                f"cpus={chosen}: CPU {cpu} is not one this process may run on; "
+                f"the allowed CPUs are {available}"
+            )
+        if cpu in seen:
+            raise ValueError(
+                f"cpus={chosen}: CPU {cpu} is listed twice; each shard needs a CPU of its own "
+                f"(the allowed CPUs are {available}), or pass cpus=False to run them unpinned"
+            )
+        seen.add(cpu)
+    return chosen
 
 
+@enable_ki_protection
 def run(
     async_fn: Callable[..., Awaitable[T]],
     *args: Any,
@@ -290,11 +339,7 @@ def run(
     ``idle_poll_us`` is how long an idle shard keeps polling its rings
     before it sleeps: cross-shard latency for CPU time.
     """
-    if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
-        raise RuntimeError(
-            "shardio.run() called from inside a running shardio.run(); "
-            "start a task with a nursery instead"
-        )
+    check_not_in_run()
     if shards is None:
         shards = len(cpus) if isinstance(cpus, Sequence) else len(os.sched_getaffinity(0))
     if not isinstance(shards, int) or shards < 1:
@@ -303,29 +348,79 @@ def run(
         raise ValueError(f"idle_poll_us must be >= 0, not {idle_poll_us}")
     if stall_threshold is not None and not stall_threshold > 0:
         raise ValueError(f"stall_threshold must be > 0 seconds (or None), not {stall_threshold}")
-    if shards == 1:
-        cpu_list = _resolve_cpus(1, cpus) if cpus is not None else None
-        single = ShardState(0, 1, None)
-        try:
-            return _pinned(  # type: ignore[no-any-return]
-                None if cpu_list is None else cpu_list[0],
-                run_one_shard,
-                async_fn,
-                *args,
-                clock=clock,
-                instruments=instruments,
-                shard_state=single,
-                stall_threshold=stall_threshold,
-                idle_poll=idle_poll_us / 1e6,
-            )
-        finally:
-            single.close_fds()
-    if clock is not None:
+    if shards > 1 and clock is not None:
         raise ValueError(
             "a custom clock works with one shard only: every shard must read the "
             "same CLOCK_MONOTONIC for deadlines to travel between them"
         )
-    cpu_list = _resolve_cpus(shards, cpus)
+    # One shard stays where it is unless asked.
+    cpu_list = None if shards == 1 and cpus is None else _resolve_cpus(shards, cpus)
+    stop_signals = StopSignals()
+    stop_signals.install()
+    try:
+        if shards == 1:
+            return _run_single(
+                async_fn,
+                args,
+                cpu_list,
+                clock,
+                instruments,
+                stall_threshold,
+                idle_poll_us,
+                stop_signals,
+            )
+        return _run_sharded(
+            async_fn,
+            args,
+            shards,
+            cpu_list,
+            instruments,
+            stall_threshold,
+            idle_poll_us,
+            stop_signals,
+        )
+    finally:
+        stop_signals.restore()
+
+
+def _run_single(
+    async_fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    cpu_list: list[int] | None,
+    clock: Clock | None,
+    instruments: Sequence[Any],
+    stall_threshold: float | None,
+    idle_poll_us: float,
+    stop_signals: StopSignals,
+) -> T:
+    single = ShardState(0, 1, None)
+    try:
+        return _pinned(  # type: ignore[no-any-return]
+            None if cpu_list is None else cpu_list[0],
+            run_one_shard,
+            async_fn,
+            *args,
+            clock=clock,
+            instruments=instruments,
+            shard_state=single,
+            stall_threshold=stall_threshold,
+            idle_poll=idle_poll_us / 1e6,
+            stop_signals=stop_signals,
+        )
+    finally:
+        single.close_fds()
+
+
+def _run_sharded(
+    async_fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    shards: int,
+    cpu_list: list[int] | None,
+    instruments: Sequence[Any],
+    stall_threshold: float | None,
+    idle_poll_us: float,
+    stop_signals: StopSignals,
+) -> T:
     area = SharedArea(shards)
     fd_passing = FdPassing(shards)
     parent = os.getpid()
@@ -334,23 +429,29 @@ def run(
     children: dict[int, int] = {}
     state: ShardState | None = None
     try:
-        for shard in range(1, shards):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                _child_main(
-                    shard,
-                    shards,
-                    area,
-                    fd_passing,
-                    parent,
-                    cpu_list,
-                    idle_poll_us,
-                    instruments,
-                    stall_threshold,
-                )
-            children[shard] = pid
+        # Blocked while forking: a stop signal waits, and then reaches the
+        # stop handler, instead of interrupting a fork or an at-fork hook.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            for shard in range(1, shards):
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _child_main(
+                        shard,
+                        shards,
+                        area,
+                        fd_passing,
+                        parent,
+                        cpu_list,
+                        idle_poll_us,
+                        instruments,
+                        stall_threshold,
+                    )
+                children[shard] = pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         state = ShardState(0, shards, area, fd_passing)
         state.children = children
         try:
@@ -363,27 +464,26 @@ def run(
                 instruments=instruments,
                 shard_state=state,
                 idle_poll=idle_poll_us / 1e6,
-                system_setup=_shard0_services,
+                services=_shard0_services,
                 stall_threshold=stall_threshold,
+                stop_signals=stop_signals,
             )
         except BaseException as exc:
             crash = state.crash
             if crash is None or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            if not _only_cancelled(exc):
+            if not only_cancelled(exc):
                 crash.__context__ = exc
             raise crash from None
         if state.crash is not None:
             raise state.crash
         return result  # type: ignore[no-any-return]
     finally:
-        for pid in children.values():
+        if children:
             # Normally every child was reaped by its supervisor (and is not
             # in this dict any more); this is for a failure before or during
-            # startup, or a crash of this scheduler.
-            with contextlib.suppress(ProcessLookupError, ChildProcessError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+            # start-up, or of this scheduler.
+            _stop_children_after_failure(children, state)
         area.close()
         if state is not None:
             state.close_fds()
@@ -391,10 +491,43 @@ def run(
             fd_passing.close()
 
 
-def _only_cancelled(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(e) for e in exc.exceptions)
-    return isinstance(exc, Cancelled)
+def _stop_children_after_failure(children: dict[int, int], state: ShardState | None) -> None:
+    """Shard 0 failed with children still running: tell them, wait, reap.
+
+    They are told that shard 0 crashed, so whatever waits on shard 0 fails
+    at once and they stop; a child that has not exited after
+    :data:`CHILD_EXIT_TIMEOUT` seconds (or could not be told) is killed.
+    """
+    pidfds: dict[int, int] = {}
+    for shard, pid in children.items():
+        with contextlib.suppress(OSError):
+            pidfds[shard] = os.pidfd_open(pid)
+    messenger = None if state is None else state.messenger
+    try:
+        if messenger is not None:
+            with contextlib.suppress(Exception):
+                for shard in children:
+                    messenger.post(shard, _handle_peer_crash, (0, 1, None))
+            poller = select.poll()
+            for fd in pidfds.values():
+                poller.register(fd, select.POLLIN)
+            end = time.monotonic() + CHILD_EXIT_TIMEOUT
+            waiting = set(pidfds.values())
+            while waiting and time.monotonic() < end:
+                with contextlib.suppress(Exception):
+                    messenger.flush()
+                for fd, _ in poller.poll(10):
+                    waiting.discard(fd)
+                    poller.unregister(fd)
+    finally:
+        for fd in pidfds.values():
+            os.close(fd)
+        for pid in children.values():
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        children.clear()
 
 
 def _pinned(cpu: int | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -408,17 +541,24 @@ def _pinned(cpu: int | None, fn: Callable[..., T], *args: Any, **kwargs: Any) ->
         os.sched_setaffinity(0, old)
 
 
+def _spawn_service(fn: Callable[..., Awaitable[Any]], *args: Any, name: str) -> None:
+    """Start a shard service in the user tier: it ends with the user's tasks,
+    before the system tier (see ``Runner.init``)."""
+    runner = current_runner()
+    runner.spawn_impl(fn, args, runner.user_nursery, name, system_task=True)
+
+
 async def _shard0_services(state: ShardState) -> None:
     """Shard 0's infrastructure, started before main: the service nursery,
     a supervisor per child, and the stop sequence once main has exited."""
     assert state.fd_passing is not None
     state.fd_passing.attach(0)
-    spawn_system_task(state.host_service_nursery, name="<shard 0 service nursery>")
+    _spawn_service(state.host_service_nursery, name="<shard 0 service nursery>")
     for shard, pid in state.children.items():
-        spawn_system_task(state.supervise, shard, pid, name=f"<supervisor of shard {shard}>")
+        _spawn_service(state.supervise, shard, pid, name=f"<supervisor of shard {shard}>")
     main_done = ParkingLot()
     current_runner().on_main_exit.append(main_done.unpark_all)
-    # Shielded: main exiting cancels the system tasks, and this one must run
+    # Shielded: main exiting cancels the user tier, and this task must run
     # the stop sequence exactly then.
     with CancelScope(shield=True):
         await main_done.park()
@@ -428,10 +568,11 @@ async def _shard0_services(state: ShardState) -> None:
 async def _child_serve(state: ShardState) -> None:
     assert state.fd_passing is not None
     state.fd_passing.attach(state.index)
-    spawn_system_task(state.host_service_nursery, name=f"<shard {state.index} service nursery>")
+    _spawn_service(state.host_service_nursery, name=f"<shard {state.index} service nursery>")
     await state.wait_for_stop()
 
 
+@enable_ki_protection
 def _child_main(
     shard: int,
     count: int,
@@ -446,13 +587,15 @@ def _child_main(
     """The body of a forked shard. Never returns: the process exits here."""
     code = 0
     try:
+        # Shard 0 turns Ctrl-C and SIGTERM (both often sent to the whole
+        # process group) into an orderly stop of every shard. They are
+        # blocked since before the fork: ignore them, then unblock.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before we asked
             os._exit(1)
-        # Shard 0 turns Ctrl-C and SIGTERM (both often sent to the whole
-        # process group) into an orderly stop of every shard.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cpus is not None:
             os.sched_setaffinity(0, {cpus[shard]})
         state = ShardState(shard, count, area, fd_passing)
@@ -462,7 +605,6 @@ def _child_main(
             shard_state=state,
             idle_poll=idle_poll_us / 1e6,
             main_name=f"<shard {shard} main>",
-            handle_signals=False,
             instruments=instruments,
             stall_threshold=stall_threshold,
         )

@@ -23,6 +23,8 @@ import types
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
+from ._ki import enable_ki_protection
+
 if TYPE_CHECKING:
     from ._run import Task
 
@@ -58,6 +60,7 @@ class _WaitTaskRescheduled:
         self.abort_func = abort_func
 
 
+@enable_ki_protection
 @types.coroutine
 def checkpoint() -> Generator[Any, Any, None]:
     """A schedule point and a cancel point.
@@ -71,12 +74,14 @@ def checkpoint() -> Generator[Any, Any, None]:
         status.raise_cancelled()
 
 
+@enable_ki_protection
 @types.coroutine
 def cancel_shielded_checkpoint() -> Generator[Any, Any, None]:
     """A schedule point that is never a cancel point."""
     yield _CHECKPOINT
 
 
+@enable_ki_protection
 @types.coroutine
 def wait_task_rescheduled(abort_func: Callable[[RaiseCancelT], Abort]) -> Generator[Any, Any, Any]:
     """Park the current task until :func:`reschedule` is called on it.
