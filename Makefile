@@ -4,15 +4,27 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# One stamp per set of packages: the demo needs only shardio itself, the
+# tests and the benchmarks add their own extras on top.
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo tour serve test lint typecheck bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 # The memcached job: the sharded server under a load for about ten seconds.
 demo: $(STAMP)
@@ -28,18 +40,18 @@ SERVE_ARGS ?= -p 11211 -l 127.0.0.1
 serve: $(STAMP)
 	$(BIN)/python -m examples.memcached $(SERVE_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check shardio shardio_net shardio_disk tests bench examples
 	$(BIN)/ruff format --check shardio shardio_net shardio_disk tests bench examples
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy shardio shardio_net shardio_disk
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
 	$(BIN)/python docs/check_examples.py
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:

@@ -1,6 +1,7 @@
 """The low-level API: for building synchronization primitives, I/O and
 runtime extensions on top of the scheduler (Trio's ``trio.lowlevel``)."""
 
+from ._conflict_detector import ConflictDetector
 from ._core import (
     Abort,
     Clock,
@@ -45,6 +46,7 @@ from ._core import (
 __all__ = [
     "Abort",
     "Clock",
+    "ConflictDetector",
     "Instrument",
     "ParkingLot",
     "ParkingLotStatistics",

@@ -40,8 +40,6 @@ from ._uring_c import ffi
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
-    from types import TracebackType
-    from typing import Self
 
     from typing_extensions import Buffer
 
@@ -186,7 +184,7 @@ async def open_dma(path: PathLike, mode: str = "r") -> DmaFile:
 
 
 @attrs.define(eq=False, slots=True, repr=False)
-class DmaFile(lowlevel.ShardLocal):
+class DmaFile(shardio.abc.AsyncResource, lowlevel.ShardLocal):
     """A file open for direct I/O; get one from :func:`open_dma`.
 
     Positions, lengths and buffer addresses must follow :attr:`alignment`;
@@ -514,14 +512,3 @@ class DmaFile(lowlevel.ShardLocal):
             except OSError as exc:
                 raise self._named(exc) from None
         await lowlevel.checkpoint_if_cancelled()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -61,7 +61,6 @@ import shardio
 from shardio import lowlevel
 
 if TYPE_CHECKING:
-    from types import TracebackType
     from typing import Self
 
 T = TypeVar("T")
@@ -99,7 +98,7 @@ class _Guard:
                 raise interrupted.cancelled from None
 
 
-class AsyncFile(lowlevel.ShardLocal, Generic[AnyStr]):
+class AsyncFile(lowlevel.ShardLocal, shardio.abc.AsyncResource, Generic[AnyStr]):
     """What every file from :func:`~shardio_disk.open_file` offers.
 
     The methods are those of Python's file objects (see :mod:`io`), with
@@ -213,17 +212,6 @@ class AsyncFile(lowlevel.ShardLocal, Generic[AnyStr]):
         finally:
             guard.lock.release()
         await lowlevel.checkpoint_if_cancelled()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> Self:
         return self

@@ -76,8 +76,8 @@ from __future__ import annotations
 import enum
 import operator
 import ssl
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
 
 from shardio import (
@@ -91,7 +91,12 @@ from shardio import (
     move_on_after,
 )
 from shardio.abc import Listener, Stream
-from shardio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
+from shardio.lowlevel import (
+    ConflictDetector,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -125,26 +130,6 @@ class _State(enum.Enum):
     OPEN = "open"
     BROKEN = "broken"
     CLOSED = "closed"
-
-
-class _InUse:
-    """Refuses a second concurrent caller of one direction of the stream."""
-
-    __slots__ = ("_busy", "_message")
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-        self._busy = False
-
-    @contextmanager
-    def claim(self) -> Iterator[None]:
-        if self._busy:
-            raise BusyResourceError(self._message)
-        self._busy = True
-        try:
-            yield
-        finally:
-            self._busy = False
 
 
 def _is_transport_eof(error: BaseException | None) -> bool:
@@ -237,8 +222,8 @@ class TLSStream(Stream, Generic[TransportT]):
         self._transport_receive_lock = Lock()
         self._receives_done = 0
         self._receive_size = _INITIAL_RECEIVE_SIZE
-        self._sender = _InUse("another task is already sending on this TLSStream")
-        self._receiver = _InUse("another task is already receiving on this TLSStream")
+        self._sender = ConflictDetector("another task is already sending on this TLSStream")
+        self._receiver = ConflictDetector("another task is already receiving on this TLSStream")
 
     def __repr__(self) -> str:
         return f"<shardio_net.TLSStream ({self._state.value}) over {self.transport_stream!r}>"
@@ -398,7 +383,7 @@ class TLSStream(Stream, Generic[TransportT]):
         See :meth:`shardio.abc.SendStream.send_all`. A cancelled
         ``send_all`` may leave the stream broken.
         """
-        with self._sender.claim():
+        with self._sender:
             self._check_open()
             await self._ensure_handshake()
             with memoryview(data) as given, given.cast("B") as view:
@@ -414,7 +399,7 @@ class TLSStream(Stream, Generic[TransportT]):
 
         See :meth:`shardio.abc.SendStream.wait_send_all_might_not_block`.
         """
-        with self._sender.claim():
+        with self._sender:
             self._check_open()
             # The receive side may be sending handshake or key-update
             # ciphertext on the transport; wait our turn rather than collide
@@ -431,7 +416,7 @@ class TLSStream(Stream, Generic[TransportT]):
         :class:`~shardio.BrokenResourceError`. See
         :meth:`shardio.abc.ReceiveStream.receive_some`.
         """
-        with self._receiver.claim():
+        with self._receiver:
             if max_bytes is not None:
                 max_bytes = operator.index(max_bytes)
                 if max_bytes < 1:
@@ -451,7 +436,7 @@ class TLSStream(Stream, Generic[TransportT]):
         Like :meth:`receive_some`, without allocating a new bytes object for
         each call. An empty buffer is a :class:`ValueError`.
         """
-        with self._receiver.claim():
+        with self._receiver:
             with memoryview(buffer) as view:
                 size = view.nbytes
             if not size:
@@ -505,7 +490,7 @@ class TLSStream(Stream, Generic[TransportT]):
         unencrypted data received. This stream is closed afterwards (closing
         it does not close the transport). Rarely needed.
         """
-        with self._receiver.claim(), self._sender.claim():
+        with self._receiver, self._sender:
             self._check_open()
             await self._ensure_handshake()
             await self._drive(self._ssl.unwrap)

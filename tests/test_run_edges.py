@@ -278,3 +278,35 @@ def test_a_failure_of_shard_0s_scheduler_stops_the_other_shards_and_run_raises()
     assert outcome == "ShardioInternalError RuntimeError('callback failed')"
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid), 0)
+
+
+# -- idle polling -------------------------------------------------------------------------
+
+
+class _CountingPoller(lowlevel.Poller):
+    def __init__(self) -> None:
+        self.polls = 0
+
+    def poll(self) -> bool:
+        self.polls += 1
+        return False
+
+
+def _polls_during_idle_sleeps(**run_options: Any) -> int:
+    async def main() -> int:
+        poller = _CountingPoller()
+        lowlevel.add_poller(poller)
+        for _ in range(20):
+            await shardio.sleep(0.001)
+        lowlevel.remove_poller(poller)
+        return poller.polls
+
+    result: int = shardio.run(main, **run_options)
+    return result
+
+
+def test_a_single_shard_run_sleeps_at_once_when_idle_unless_asked_to_spin() -> None:
+    # A pass polls a handful of times; a spin before sleeping polls for the
+    # whole idle_poll_us, hundreds of times per idle period.
+    assert _polls_during_idle_sleeps() < 20 * 10
+    assert _polls_during_idle_sleeps(idle_poll_us=500) > 20 * 10

@@ -25,7 +25,7 @@ from ._io_epoll import notify_closing, wait_readable, wait_writable
 from ._ki import currently_ki_protected, disable_ki_protection, enable_ki_protection
 from ._local import RunVar, RunVarToken
 from ._mock_clock import MockClock
-from ._nursery import TASK_STATUS_IGNORED, Nursery, NurseryManager, TaskStatus, open_nursery
+from ._nursery import TASK_STATUS_IGNORED, Nursery, TaskStatus, open_nursery
 from ._parking_lot import (
     ParkingLot,
     ParkingLotStatistics,
@@ -79,7 +79,6 @@ __all__ = [
     "Instrument",
     "MockClock",
     "Nursery",
-    "NurseryManager",
     "ParkingLot",
     "ParkingLotStatistics",
     "Poller",

@@ -85,7 +85,8 @@ class FdPassing:
 
 
 def _passing() -> tuple[ShardState, FdPassing | None]:
-    state: ShardState = current_runner().shard_state
+    state = current_runner().shard_state
+    assert state is not None  # shardio.run always gives a run its ShardState
     return state, state.fd_passing
 
 

@@ -53,7 +53,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def message_handler(fn: F) -> F:
     """Register ``fn`` (a module-level function) as a handler that other
-    shards can post to (see :func:`shardio.lowlevel.post`)."""
+    shards can post to (with ``ShardState.post`` in ``_shards.py``)."""
     key = f"{fn.__module__}:{fn.__qualname__}"
     if "<locals>" in key:
         raise ValueError(f"a message handler must be a module-level function, not {key}")

@@ -68,7 +68,7 @@ T = TypeVar("T")
 _VALUE, _ERROR, _CANCELLED, _STARTED, _FAILED = range(5)
 
 
-class _OutgoingCall:
+class OutgoingCall:
     """A call this shard made, waiting for its result."""
 
     __slots__ = ("cancel_sent", "dst", "error", "on_started", "task")
@@ -189,7 +189,7 @@ async def perform_call(
     if shard in state.dead:
         raise state.crashed(shard)
     call_id = state.next_call_id()
-    call = _OutgoingCall(task, shard, task_status)
+    call = OutgoingCall(task, shard, task_status)
     state.calls_out[call_id] = call
     deadline = current_effective_deadline()
     fn_spec, args_blob = prepared
@@ -343,13 +343,14 @@ def _handle_call(
     # the call still reaches it, at its first checkpoint.
     scope = CancelScope(deadline=deadline)
     state.calls_in[src, call_id] = scope
-    serve = (_serve_call, state, src, call_id, result, scope, fn)
+    args = (state, src, call_id, result, scope, fn)
+    name = f"{_name_of(fn)} (from shard {src})"
     nursery = state.service_nursery
     if nursery is None:
         # The shard has just started; its service nursery opens this pass.
-        state.early_calls.append(serve)
+        state.early_calls.append((_serve_call, args, name))
     else:
-        nursery.start_soon(*serve, name=f"{_name_of(fn)} (from shard {src})")
+        nursery.start_soon(_serve_call, *args, name=name)
 
 
 def _post_value(state: ShardState, src: int, call_id: int, value: Any, fn: Any) -> None:

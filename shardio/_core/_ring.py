@@ -57,8 +57,8 @@ Records
 -------
 A record is ``[length:u32][flags:u32][payload]``, 8-byte aligned, never split
 across the end of the ring (a WRAP marker sends the consumer back to offset 0).
-A payload larger than half the ring travels as fragments (``FRAGMENT`` on all
-but the last); the consumer reassembles them. The consumer reads a payload in
+A payload larger than a quarter of the ring travels as fragments (``FRAGMENT``
+on all but the last); the consumer reassembles them. The consumer reads a payload in
 place, through a buffer pointing into the shared mapping, and releases it
 with ``pop`` once it has decoded it -- no copy on the receiving side.
 """

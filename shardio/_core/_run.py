@@ -2,7 +2,7 @@
 
 The run loop
 ------------
-One pass of :meth:`Runner._loop` does, in order:
+One pass of :meth:`Runner.loop` does, in order:
 
 1. run callbacks queued from other threads (:meth:`Token.run_sync_soon`);
 2. wait for I/O -- with timeout 0 if tasks are runnable, else until the next
@@ -30,9 +30,12 @@ correct programs cannot tell, and FIFO makes runs reproducible.
 Hot path
 --------
 The batch loop and the checkpoint trap are written for speed: locals instead
-of attribute chains, no allocation per step, instruments tested once per
-step. A task step is ``task.context.run(coro.send, value)``: every task
-runs in its own :mod:`contextvars` context, copied from its spawner.
+of attribute chains, no allocation per step; whether any instrument is
+installed is read once per batch into a local flag, so a run without
+instruments pays one local test per step for them. There is one batch loop,
+instrumented or not, and one place after it where pollers flush. A task step
+is ``task.context.run(coro.send, value)``: every task runs in its own
+:mod:`contextvars` context, copied from its spawner.
 
 A task started with ``start_soon`` of a plain ``async def`` function whose
 arguments provably bind gets its coroutine object only at its first step (it
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import collections.abc
 import contextvars
+import enum
 import functools
 import inspect
 import itertools
@@ -77,7 +81,9 @@ from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
 from ._traps import _CHECKPOINT, Abort, RaiseCancelT, _WaitTaskRescheduled, wait_task_rescheduled
 
 if TYPE_CHECKING:
+    from ._instrumentation import Instrument
     from ._nursery import Nursery
+    from ._shards import ShardState
 
 T = TypeVar("T")
 logger = logging.getLogger("shardio")
@@ -89,6 +95,18 @@ _BUSY_POLL_INTERVAL = 100e-6
 # and a busy consumer drains its rings in batches too.
 _POLLER_INTERVAL = 50e-6
 _MAX_TIMEOUT = 24 * 60 * 60.0
+
+
+class _Idle(enum.IntEnum):
+    """What a pass's I/O wait was shortened for, so that if it ends with
+    nothing having happened, the program is idle and that is acted on."""
+
+    #: Nothing: the wait lasts until I/O or the next deadline.
+    NOTHING = 0
+    #: The cushion of the earliest wait_all_tasks_blocked().
+    WAIT_ALL_TASKS_BLOCKED = 1
+    #: The MockClock's autojump threshold: jump the clock to the next deadline.
+    AUTOJUMP = 2
 
 
 # ---------------------------------------------------------------------------
@@ -513,7 +531,7 @@ class Runner:
         self.run_vars: dict[Any, Any] = {}
         self.pollers: list[Poller] = []
         self.idle_poll = 0.0
-        self.shard_state: Any = None
+        self.shard_state: ShardState | None = None
         #: The task running a step right now; None between steps.
         self.current_task: Task | None = None
         # For the stall detector (_stall.py): passes made, and whether the
@@ -772,7 +790,7 @@ class Runner:
                         polled_work = True
 
             # -- how long may we sleep?
-            idle_primed = 0  # 1: wait_all_tasks_blocked, 2: MockClock autojump
+            idle_primed = _Idle.NOTHING
             if self.runq:
                 timeout = 0.0
                 poll = now - last_poll >= _BUSY_POLL_INTERVAL
@@ -787,10 +805,10 @@ class Runner:
                     cushion = waiting_for_idle.keys()[0][0]
                     if cushion < timeout:
                         timeout = cushion
-                        idle_primed = 1
+                        idle_primed = _Idle.WAIT_ALL_TASKS_BLOCKED
                 elif self.clock_autojump_threshold < timeout:
                     timeout = self.clock_autojump_threshold
-                    idle_primed = 2
+                    idle_primed = _Idle.AUTOJUMP
 
             # -- I/O
             events: list[tuple[int, int]] = []
@@ -827,11 +845,11 @@ class Runner:
             if heap:
                 now = now_fn()
                 if heap[0][0] <= now and deadlines.expire(now):
-                    idle_primed = 0
+                    idle_primed = _Idle.NOTHING
 
             # -- nothing happened while we slept: the program is idle
             if idle_primed and not self.runq and not events and not polled_work:
-                if idle_primed == 1:
+                if idle_primed is _Idle.WAIT_ALL_TASKS_BLOCKED:
                     while waiting_for_idle:
                         key, task = waiting_for_idle.peekitem(0)
                         if key[0] != cushion:
@@ -843,16 +861,14 @@ class Runner:
                     if 0 < jump < inf:
                         clock.jump(jump)  # type: ignore[attr-defined]
 
-            # -- one batch
+            # -- one batch: every task runnable when it began, one step each
             batch = self.runq
             self.runq = runq = []
-            if instruments:
-                self._run_batch_instrumented(batch)
-                for poller in pollers:
-                    poller.flush()
-                continue
+            hooked = bool(instruments)  # a local test per step, not a lookup
             for task in batch:
                 self.current_task = task
+                if hooked and "before_task_step" in instruments:
+                    instruments.call("before_task_step", task)
                 try:
                     exc = task._next_exc
                     if exc is None:
@@ -871,13 +887,23 @@ class Runner:
                     if msg is checkpoint_trap:
                         task._next_value = task
                         runq.append(task)
+                        if hooked and "task_scheduled" in instruments:
+                            instruments.call("task_scheduled", task)
                     elif type(msg) is wait_trap:
+                        # Drop the value it was resumed with: a parked task
+                        # keeps nothing of its last wake-up alive.
+                        task._next_value = None
                         task._abort_func = msg.abort_func
                         if task._cancel_status.effectively_cancelled:
                             task._attempt_delivery_of_any_pending_cancel()
                     else:
                         _foreign_yield(task, msg)
+                if hooked and "after_task_step" in instruments:
+                    instruments.call("after_task_step", task)
             self.current_task = None
+
+            # -- after the batch: what the pass produced leaves, at most every
+            # _POLLER_INTERVAL while tasks stay runnable, at once when none is.
             if pollers and (not self.runq or now - last_flush >= _POLLER_INTERVAL):
                 last_flush = now
                 for poller in pollers:
@@ -916,41 +942,6 @@ class Runner:
                     earlier.after_sleep()
                 return 0.0
         return timeout
-
-    @enable_ki_protection
-    def _run_batch_instrumented(self, batch: list[Task]) -> None:
-        # The same as the plain batch loop, with the per-step hooks.
-        instruments = self.instruments
-        for task in batch:
-            self.current_task = task
-            if "before_task_step" in instruments:
-                instruments.call("before_task_step", task)
-            try:
-                exc = task._next_exc
-                if exc is None:
-                    msg = task.context.run(task.coro.send, task._next_value)
-                else:
-                    task._next_exc = None
-                    msg = task.context.run(task.coro.throw, exc)
-            except StopIteration as stop:
-                self.task_exited(task, stop.value, None)
-            except BaseException as error:
-                self.task_exited(task, None, _without_loop_frame(error))
-            else:
-                if msg is _CHECKPOINT:
-                    task._next_value = task
-                    self.runq.append(task)
-                    if "task_scheduled" in instruments:
-                        instruments.call("task_scheduled", task)
-                elif type(msg) is _WaitTaskRescheduled:
-                    task._abort_func = msg.abort_func
-                    if task._cancel_status.effectively_cancelled:
-                        task._attempt_delivery_of_any_pending_cancel()
-                else:
-                    _foreign_yield(task, msg)
-            if "after_task_step" in instruments:
-                instruments.call("after_task_step", task)
-        self.current_task = None
 
 
 def _without_loop_frame(error: BaseException) -> BaseException:
@@ -1145,12 +1136,12 @@ def run(
     async_fn: Callable[..., Awaitable[T]],
     *args: Any,
     clock: Clock | None = None,
-    instruments: collections.abc.Sequence[Any] = (),
-    shard_state: Any = None,
+    instruments: collections.abc.Sequence[Instrument] = (),
+    shard_state: ShardState | None = None,
     idle_poll: float = 0.0,
     main_name: object = None,
     stop_signals: StopSignals | None = None,
-    services: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
+    services: Callable[[ShardState], Coroutine[Any, Any, None]] | None = None,
     stall_threshold: float | None = None,
 ) -> T:
     """Run ``async_fn(*args)`` on a fresh scheduler in this thread; return its result.
@@ -1174,10 +1165,6 @@ def run(
         runner.stop_signals = stop_signals
     runner.shard_state = shard_state
     runner.idle_poll = idle_poll
-    messenger = getattr(shard_state, "messenger", None)
-    if messenger is not None:
-        runner.pollers.append(messenger)
-        runner.io_manager.add_wakeup_fd(messenger.doorbell, messenger.drain_doorbell)
     stall_detector = None
     previous_library = sniffio.thread_local.name
     GLOBAL_RUN_CONTEXT.runner = runner
@@ -1190,7 +1177,7 @@ def run(
             from ._stall import StallDetector
 
             stall_detector = StallDetector(
-                runner, stall_threshold, getattr(shard_state, "index", 0)
+                runner, stall_threshold, 0 if shard_state is None else shard_state.index
             )
             stall_detector.start()
         runner.io_manager.wakeup.wakeup_on_signals()
@@ -1202,7 +1189,7 @@ def run(
             runner.init(
                 coro,
                 async_fn if main_name is None else main_name,
-                None if services is None else services(shard_state),
+                None if services is None or shard_state is None else services(shard_state),
             ),
             None,
             "<init>",

@@ -52,13 +52,19 @@ from ._ki import StopSignals, enable_ki_protection
 from ._messenger import Messenger, message_handler
 from ._parking_lot import ParkingLot
 from ._ring import SharedArea, set_parent_death_signal
-from ._run import Clock, check_not_in_run, only_cancelled
+from ._run import Clock, add_poller, check_not_in_run, only_cancelled
 from ._run import run as run_one_shard
 from ._state import current_runner
 from ._traps import Abort, wait_task_rescheduled
 
 if TYPE_CHECKING:
+    from ._instrumentation import Instrument
     from ._nursery import Nursery
+    from ._remote import OutgoingCall
+
+#: A remote call that arrived before the service nursery opened:
+#: (function, arguments, task name).
+EarlyCall = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], str]
 
 T = TypeVar("T")
 
@@ -90,7 +96,7 @@ class ShardState:
         self.local_fd_ids = itertools.count()
         self.messenger = Messenger(area, index) if area is not None else None
         #: Calls this shard made and still waits for: call id -> call.
-        self.calls_out: dict[int, Any] = {}
+        self.calls_out: dict[int, OutgoingCall] = {}
         #: Remote calls running here: (caller shard, call id) -> their scope.
         self.calls_in: dict[tuple[int, int], CancelScope] = {}
         self._ids = itertools.count()
@@ -102,8 +108,8 @@ class ShardState:
         #: The first crash seen (on shard 0: what run() will raise).
         self.crash: ShardCrashed | None = None
         self.service_nursery: Nursery | None = None
-        # Calls that arrived before the service nursery was up: (fn, *args).
-        self.early_calls: list[tuple[Any, ...]] = []
+        # Calls that arrived before the service nursery was up.
+        self.early_calls: list[EarlyCall] = []
         self.stopping = False
         self._stop_lot = ParkingLot()
         # Shard 0 only: the children and who waits for them to exit.
@@ -117,6 +123,12 @@ class ShardState:
         self.local_fds.clear()
         if self.fd_passing is not None:
             self.fd_passing.close()
+
+    def start_messaging(self) -> None:
+        """Register the messenger with this shard's scheduler, as a poller
+        woken by the shard's doorbell: the first thing a shard's services do."""
+        if self.messenger is not None:
+            add_poller(self.messenger, self.messenger.doorbell, self.messenger.drain_doorbell)
 
     def crashed(self, shard: int) -> ShardCrashed:
         """A new :class:`ShardCrashed` for dead ``shard``, to raise in one task.
@@ -158,8 +170,8 @@ class ShardState:
 
         async with open_nursery() as nursery:
             self.service_nursery = nursery
-            for fn, *args in self.early_calls:
-                nursery.start_soon(fn, *args)
+            for fn, args, name in self.early_calls:
+                nursery.start_soon(fn, *args, name=name)
             self.early_calls.clear()
             await wait_task_rescheduled(lambda _: Abort.SUCCEEDED)
 
@@ -322,9 +334,9 @@ def run(
     shards: int | None = 1,
     cpus: Sequence[int] | bool | None = None,
     clock: Clock | None = None,
-    instruments: Sequence[Any] = (),
+    instruments: Sequence[Instrument] = (),
     stall_threshold: float | None = None,
-    idle_poll_us: float = DEFAULT_IDLE_POLL_US,
+    idle_poll_us: float | None = None,
 ) -> T:
     """Run ``async_fn(*args)`` and return its result: on this process alone
     (``shards=1``), or on ``shards`` pinned processes.
@@ -337,14 +349,18 @@ def run(
     (seconds) logs, on the ``shardio.stall`` logger, every shard whose
     scheduler is stuck in one task for longer, with that task's stack.
     ``idle_poll_us`` is how long an idle shard keeps polling its rings
-    before it sleeps: cross-shard latency for CPU time.
+    (and io_uring) before it sleeps: cross-shard latency for CPU time. By
+    default :data:`DEFAULT_IDLE_POLL_US` with several shards, 0 with one: a
+    single shard has no ring to wait on, and sleeps at once unless asked.
     """
     check_not_in_run()
     if shards is None:
         shards = len(cpus) if isinstance(cpus, Sequence) else len(os.sched_getaffinity(0))
     if not isinstance(shards, int) or shards < 1:
         raise ValueError(f"shards must be a positive int or None, not {shards!r}")
-    if idle_poll_us < 0:
+    if idle_poll_us is None:
+        idle_poll_us = DEFAULT_IDLE_POLL_US if shards > 1 else 0.0
+    elif idle_poll_us < 0:
         raise ValueError(f"idle_poll_us must be >= 0, not {idle_poll_us}")
     if stall_threshold is not None and not stall_threshold > 0:
         raise ValueError(f"stall_threshold must be > 0 seconds (or None), not {stall_threshold}")
@@ -388,7 +404,7 @@ def _run_single(
     args: tuple[Any, ...],
     cpu_list: list[int] | None,
     clock: Clock | None,
-    instruments: Sequence[Any],
+    instruments: Sequence[Instrument],
     stall_threshold: float | None,
     idle_poll_us: float,
     stop_signals: StopSignals,
@@ -416,7 +432,7 @@ def _run_sharded(
     args: tuple[Any, ...],
     shards: int,
     cpu_list: list[int] | None,
-    instruments: Sequence[Any],
+    instruments: Sequence[Instrument],
     stall_threshold: float | None,
     idle_poll_us: float,
     stop_signals: StopSignals,
@@ -551,6 +567,7 @@ def _spawn_service(fn: Callable[..., Awaitable[Any]], *args: Any, name: str) -> 
 async def _shard0_services(state: ShardState) -> None:
     """Shard 0's infrastructure, started before main: the service nursery,
     a supervisor per child, and the stop sequence once main has exited."""
+    state.start_messaging()
     assert state.fd_passing is not None
     state.fd_passing.attach(0)
     _spawn_service(state.host_service_nursery, name="<shard 0 service nursery>")
@@ -566,6 +583,7 @@ async def _shard0_services(state: ShardState) -> None:
 
 
 async def _child_serve(state: ShardState) -> None:
+    state.start_messaging()
     assert state.fd_passing is not None
     state.fd_passing.attach(state.index)
     _spawn_service(state.host_service_nursery, name=f"<shard {state.index} service nursery>")
@@ -581,7 +599,7 @@ def _child_main(
     parent: int,
     cpus: list[int] | None,
     idle_poll_us: float,
-    instruments: Sequence[Any],
+    instruments: Sequence[Instrument],
     stall_threshold: float | None,
 ) -> None:
     """The body of a forked shard. Never returns: the process exits here."""

@@ -26,19 +26,18 @@ stream interfaces require; two tasks using the same direction at once get
 from __future__ import annotations
 
 import operator
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import TypeAlias, TypeVar, final
 
 from .. import (
     BrokenResourceError,
-    BusyResourceError,
     ClosedResourceError,
     StapledStream,
     WouldBlock,
 )
 from ..abc import ReceiveStream, SendStream
 from ..lowlevel import (
+    ConflictDetector,
     ParkingLot,
     cancel_shielded_checkpoint,
     checkpoint,
@@ -64,26 +63,6 @@ SendStreamT = TypeVar("SendStreamT", bound=SendStream)
 ReceiveStreamT = TypeVar("ReceiveStreamT", bound=ReceiveStream)
 
 
-class _InUse:
-    """Refuses a second concurrent user of one operation family."""
-
-    __slots__ = ("_busy", "_message")
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-        self._busy = False
-
-    @contextmanager
-    def claim(self) -> Iterator[None]:
-        if self._busy:
-            raise BusyResourceError(self._message)
-        self._busy = True
-        try:
-            yield
-        finally:
-            self._busy = False
-
-
 def _checked_max_bytes(max_bytes: int | None) -> int | None:
     """``max_bytes`` as the stream interfaces want it: ``None`` or an int >= 1."""
     if max_bytes is None:
@@ -107,7 +86,7 @@ class _ByteQueue:
         self._data = bytearray()
         self._closed = False
         self._lot = ParkingLot()
-        self._reader = _InUse("another task is already taking data from this buffer")
+        self._reader = ConflictDetector("another task is already taking data from this buffer")
 
     def put(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
@@ -134,14 +113,14 @@ class _ByteQueue:
         return taken
 
     def get_nowait(self, max_bytes: int | None) -> bytearray:
-        with self._reader.claim():
+        with self._reader:
             max_bytes = _checked_max_bytes(max_bytes)
             if not self._data and not self._closed:
                 raise WouldBlock
             return self._take(max_bytes)
 
     async def get(self, max_bytes: int | None) -> bytearray:
-        with self._reader.claim():
+        with self._reader:
             max_bytes = _checked_max_bytes(max_bytes)
             if self._data or self._closed:
                 await checkpoint()
@@ -179,7 +158,7 @@ class MemorySendStream(SendStream):
         close_hook: SyncHook | None = None,
     ) -> None:
         self._buffer = _ByteQueue()
-        self._sender = _InUse("another task is already sending on this stream")
+        self._sender = ConflictDetector("another task is already sending on this stream")
         #: Awaited by ``send_all`` after the data went into the buffer.
         self.send_all_hook = send_all_hook
         #: Awaited by ``wait_send_all_might_not_block``.
@@ -192,7 +171,7 @@ class MemorySendStream(SendStream):
 
         Raises :class:`~shardio.ClosedResourceError` once the stream is closed.
         """
-        with self._sender.claim():
+        with self._sender:
             await checkpoint()
             self._buffer.put(data)
             if self.send_all_hook is not None:
@@ -203,7 +182,7 @@ class MemorySendStream(SendStream):
 
         Raises :class:`~shardio.ClosedResourceError` once the stream is closed.
         """
-        with self._sender.claim():
+        with self._sender:
             await checkpoint()
             self._buffer.put(b"")
             if self.wait_send_all_might_not_block_hook is not None:
@@ -259,7 +238,7 @@ class MemoryReceiveStream(ReceiveStream):
     ) -> None:
         self._buffer = _ByteQueue()
         self._closed = False
-        self._receiver = _InUse("another task is already receiving on this stream")
+        self._receiver = ConflictDetector("another task is already receiving on this stream")
         #: Awaited by ``receive_some`` before it looks at the buffer.
         self.receive_some_hook = receive_some_hook
         #: Called by ``close`` and ``aclose``, after the stream is closed.
@@ -271,7 +250,7 @@ class MemoryReceiveStream(ReceiveStream):
 
         Returns ``b""`` after :meth:`put_eof` once the buffer is drained.
         """
-        with self._receiver.claim():
+        with self._receiver:
             max_bytes = _checked_max_bytes(max_bytes)
             await checkpoint()
             if self._closed:
@@ -434,8 +413,8 @@ class _LockstepPipe:
         self._receiver_closed = False
         self._receiver_waiting = False
         self._changed = ParkingLot()
-        self._sender = _InUse("another task is already sending on this stream")
-        self._receiver = _InUse("another task is already receiving on this stream")
+        self._sender = ConflictDetector("another task is already sending on this stream")
+        self._receiver = ConflictDetector("another task is already receiving on this stream")
 
     def _notify(self) -> None:
         self._changed.unpark_all()
@@ -461,7 +440,7 @@ class _LockstepPipe:
         self._notify()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        with self._sender.claim():
+        with self._sender:
             await checkpoint_if_cancelled()
             if self._sender_closed:
                 raise ClosedResourceError("this stream was closed")
@@ -484,7 +463,7 @@ class _LockstepPipe:
                 raise BrokenResourceError("the receiving end was closed while sending")
 
     async def wait_send_all_might_not_block(self) -> None:
-        with self._sender.claim():
+        with self._sender:
             await checkpoint_if_cancelled()
             if self._sender_closed:
                 raise ClosedResourceError("this stream was closed")
@@ -493,7 +472,7 @@ class _LockstepPipe:
                 raise ClosedResourceError("this stream was closed while waiting")
 
     async def receive_some(self, max_bytes: int | None) -> bytes | bytearray:
-        with self._receiver.claim():
+        with self._receiver:
             max_bytes = _checked_max_bytes(max_bytes)
             await checkpoint_if_cancelled()
             if self._receiver_closed:
