@@ -4,6 +4,7 @@ This module only re-exports the public names; see the docs for each.
 """
 
 from . import abc as abc
+from . import from_thread as from_thread
 from . import lowlevel as lowlevel
 from . import to_thread as to_thread
 from ._channel import (

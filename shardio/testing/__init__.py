@@ -1,6 +1,7 @@
 """Tools for testing code that runs on shardio."""
 
 from .._core import MockClock, wait_all_tasks_blocked
+from .._threads import active_thread_count, wait_all_threads_completed
 from ._check_streams import (
     check_half_closeable_stream,
     check_one_way_stream,
@@ -20,6 +21,7 @@ __all__ = [
     "MemoryReceiveStream",
     "MemorySendStream",
     "MockClock",
+    "active_thread_count",
     "check_half_closeable_stream",
     "check_one_way_stream",
     "check_two_way_stream",
@@ -29,4 +31,5 @@ __all__ = [
     "memory_stream_pair",
     "memory_stream_pump",
     "wait_all_tasks_blocked",
+    "wait_all_threads_completed",
 ]
