@@ -134,6 +134,38 @@ class FaultStatistics:
     held: int
 
 
+class _State:
+    """What changes per frame, kept apart from the attrs class: attrs checks
+    every attribute set on a class with validators, a cost the per-frame
+    counters must not pay."""
+
+    __slots__ = (
+        "closed",
+        "corrupted",
+        "dropped_oversize",
+        "dropped_queue_full",
+        "duplicated",
+        "frames_in",
+        "frames_out",
+        "held",
+        "last_due",
+        "lost",
+        "reordered",
+        "sequence",
+    )
+
+    def __init__(self) -> None:
+        # Frames waiting for their time: (due, sequence, frame), and the due
+        # time of the last frame admitted in order (jitter never goes before it).
+        self.held: list[tuple[float, int, memoryview | bytes]] = []
+        self.sequence = 0
+        self.last_due = -inf
+        self.closed = False
+        self.frames_in = self.frames_out = 0
+        self.lost = self.duplicated = self.reordered = self.corrupted = 0
+        self.dropped_oversize = self.dropped_queue_full = 0
+
+
 @final
 @attrs.define(eq=False, slots=True, repr=False)
 class FaultInjector:
@@ -173,20 +205,7 @@ class FaultInjector:
     _random: random.Random = attrs.field(init=False)
     _serializer: Serializer | None = attrs.field(default=None, init=False)
     _max_frame: int = attrs.field(default=0, init=False)
-    # Frames waiting for their time: (due, sequence, frame), and the due
-    # time of the last frame admitted in order (jitter never goes before it).
-    _held: list[tuple[float, int, memoryview | bytes]] = attrs.field(factory=list, init=False)
-    _sequence: int = attrs.field(default=0, init=False)
-    _last_due: float = attrs.field(default=-inf, init=False)
-    _closed: bool = attrs.field(default=False, init=False)
-    _frames_in: int = attrs.field(default=0, init=False)
-    _frames_out: int = attrs.field(default=0, init=False)
-    _lost: int = attrs.field(default=0, init=False)
-    _duplicated: int = attrs.field(default=0, init=False)
-    _reordered: int = attrs.field(default=0, init=False)
-    _corrupted: int = attrs.field(default=0, init=False)
-    _dropped_oversize: int = attrs.field(default=0, init=False)
-    _dropped_queue_full: int = attrs.field(default=0, init=False)
+    _state: _State = attrs.field(factory=_State, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.direction not in ("receive", "transmit"):
@@ -225,7 +244,7 @@ class FaultInjector:
         what the wrapped device has; on the transmit path, first passes the
         frames due to it."""
         # Hot path: once per stack pass.
-        if self._closed:
+        if self._state.closed:
             raise ClosedResourceError("this fault injector was closed")
         if self.direction == "transmit":
             self._transmit_due(now)
@@ -233,21 +252,22 @@ class FaultInjector:
         admit = self._admit
         for frame in self.inner.receive(now):
             admit(frame, frame.nbytes, now)
-        held = self._held
+        state = self._state
+        held = state.held
         if not held or held[0][0] > now:
             return []
         frames: list[memoryview] = []
         while held and held[0][0] <= now:
             due = heappop(held)[2]
             frames.append(due if type(due) is memoryview else memoryview(due))
-        self._frames_out += len(frames)
+        state.frames_out += len(frames)
         return frames
 
     def transmit(self, frames: Sequence[Sequence[Buffer]], now: float) -> None:
         """Send ``frames``: impaired first on the transmit path, passed
         through as they are on the receive path."""
         # Hot path: once per stack pass.
-        if self._closed:
+        if self._state.closed:
             raise ClosedResourceError("this fault injector was closed")
         if self.direction == "receive":
             self.inner.transmit(frames, now)
@@ -259,66 +279,67 @@ class FaultInjector:
         self._transmit_due(now)
 
     def _transmit_due(self, now: float) -> None:
-        held = self._held
+        state = self._state
+        held = state.held
         if not held or held[0][0] > now:
             return
         due: list[tuple[Buffer]] = []
         while held and held[0][0] <= now:
             due.append((heappop(held)[2],))
-        self._frames_out += len(due)
+        state.frames_out += len(due)
         self.inner.transmit(due, now)
 
     def _admit(self, frame: memoryview | bytes, size: int, now: float) -> None:
         # Hot path: once per frame. The steps of the module docs, in order.
-        self._frames_in += 1
+        state = self._state
+        state.frames_in += 1
         if size > self._max_frame:
-            self._dropped_oversize += 1
+            state.dropped_oversize += 1
             return
         rng = self._random
         draw = rng.random
         if self.loss and draw() < self.loss:
-            self._lost += 1
+            state.lost += 1
             return
         if self.corrupt and draw() < self.corrupt:
             damaged = bytearray(frame)
             bit = rng.randrange(size * 8)
             damaged[bit >> 3] ^= 1 << (bit & 7)
             frame = bytes(damaged)
-            self._corrupted += 1
+            state.corrupted += 1
         copies = 1
         if self.duplicate and draw() < self.duplicate:
-            self._duplicated += 1
+            state.duplicated += 1
             copies = 2
-        held = self._held
+        serializer = self._serializer
         for copy in range(copies):
             if copy and type(frame) is memoryview:
                 # A view object of its own: the stack may release() one.
                 frame = memoryview(frame)
             due = now
-            serializer = self._serializer
             if serializer is not None:
                 left = serializer.admit(size, now)
                 if left is None:
-                    self._dropped_queue_full += 1
+                    state.dropped_queue_full += 1
                     continue
                 due = left
             if self.delay:
                 due += self.delay
             if self.jitter:
                 due += self.jitter * draw()
-            if due < self._last_due:
-                due = self._last_due
-            self._last_due = due
+            if due < state.last_due:
+                due = state.last_due
+            state.last_due = due
             if self.reorder and draw() < self.reorder:
                 due += self.reorder_delay
-                self._reordered += 1
-            self._sequence += 1
-            heappush(held, (due, self._sequence, frame))
+                state.reordered += 1
+            state.sequence += 1
+            heappush(state.held, (due, state.sequence, frame))
 
     def next_deadline(self) -> float:
         """The earlier of the wrapped device's deadline and the first held
         frame's due time."""
-        held = self._held
+        held = self._state.held
         inner = self.inner.next_deadline()
         if held and held[0][0] < inner:
             return held[0][0]
@@ -330,22 +351,24 @@ class FaultInjector:
 
     def close(self) -> None:
         """Drop the held frames and close the wrapped device. Idempotent."""
-        if self._closed:
+        state = self._state
+        if state.closed:
             return
-        self._closed = True
-        self._held.clear()
+        state.closed = True
+        state.held.clear()
         self.inner.close()
 
     def statistics(self) -> FaultStatistics:
         """Counters of what this injector did."""
+        state = self._state
         return FaultStatistics(
-            frames_in=self._frames_in,
-            frames_out=self._frames_out,
-            lost=self._lost,
-            duplicated=self._duplicated,
-            reordered=self._reordered,
-            corrupted=self._corrupted,
-            dropped_oversize=self._dropped_oversize,
-            dropped_queue_full=self._dropped_queue_full,
-            held=len(self._held),
+            frames_in=state.frames_in,
+            frames_out=state.frames_out,
+            lost=state.lost,
+            duplicated=state.duplicated,
+            reordered=state.reordered,
+            corrupted=state.corrupted,
+            dropped_oversize=state.dropped_oversize,
+            dropped_queue_full=state.dropped_queue_full,
+            held=len(state.held),
         )
