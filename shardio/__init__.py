@@ -44,6 +44,7 @@ from ._core import (
 from ._core import run as run
 from ._highlevel_generic import StapledStream, aclose_forcefully
 from ._sharded import Sharded, sharded
+from ._subprocess import Process, run_process
 from ._sync import (
     CapacityLimiter,
     CapacityLimiterStatistics,
@@ -87,6 +88,7 @@ __all__ = [
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "Nursery",
+    "Process",
     "RemoteError",
     "RemoteTraceback",
     "RunFinishedError",
@@ -114,6 +116,7 @@ __all__ = [
     "open_nursery",
     "run",
     "run_on",
+    "run_process",
     "shard_count",
     "sharded",
     "sleep",

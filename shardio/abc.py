@@ -20,8 +20,7 @@ from types import TracebackType
 from typing import Generic, Self, TypeVar
 
 from . import _core
-from ._core import EndOfChannel
-from .lowlevel import Clock, Instrument
+from ._core import Clock, EndOfChannel, Instrument
 
 __all__ = [
     "AsyncResource",

@@ -42,11 +42,14 @@ from ._core import (
     wait_task_rescheduled,
     wait_writable,
 )
+from ._fd_stream import FdStream
+from ._subprocess import open_process
 
 __all__ = [
     "Abort",
     "Clock",
     "ConflictDetector",
+    "FdStream",
     "Instrument",
     "ParkingLot",
     "ParkingLotStatistics",
@@ -73,6 +76,7 @@ __all__ = [
     "disable_ki_protection",
     "enable_ki_protection",
     "notify_closing",
+    "open_process",
     "receive_fd",
     "remove_instrument",
     "remove_parking_lot_breaker",
