@@ -44,6 +44,7 @@ from ._core import (
 from ._core import run as run
 from ._highlevel_generic import StapledStream, aclose_forcefully
 from ._sharded import Sharded, sharded
+from ._signals import open_signal_receiver
 from ._subprocess import Process, run_process
 from ._sync import (
     CapacityLimiter,
@@ -114,6 +115,7 @@ __all__ = [
     "open_channel",
     "open_memory_channel",
     "open_nursery",
+    "open_signal_receiver",
     "run",
     "run_on",
     "run_process",
