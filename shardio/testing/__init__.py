@@ -7,6 +7,7 @@ from ._check_streams import (
     check_one_way_stream,
     check_two_way_stream,
 )
+from ._checkpoints import assert_checkpoints, assert_no_checkpoints
 from ._memory_streams import (
     MemoryReceiveStream,
     MemorySendStream,
@@ -16,12 +17,17 @@ from ._memory_streams import (
     memory_stream_pair,
     memory_stream_pump,
 )
+from ._network import open_stream_to_socket_listener
+from ._sequencer import Sequencer
 
 __all__ = [
     "MemoryReceiveStream",
     "MemorySendStream",
     "MockClock",
+    "Sequencer",
     "active_thread_count",
+    "assert_checkpoints",
+    "assert_no_checkpoints",
     "check_half_closeable_stream",
     "check_one_way_stream",
     "check_two_way_stream",
@@ -30,6 +36,7 @@ __all__ = [
     "memory_stream_one_way_pair",
     "memory_stream_pair",
     "memory_stream_pump",
+    "open_stream_to_socket_listener",
     "wait_all_tasks_blocked",
     "wait_all_threads_completed",
 ]
