@@ -6,5 +6,6 @@ setup(
     cffi_modules=[
         "shardio/_core/_ring_build.py:ffibuilder",
         "shardio_disk/_uring_build.py:ffibuilder",
+        "shardio_net/native/wire/_checksum_build.py:ffibuilder",
     ]
 )

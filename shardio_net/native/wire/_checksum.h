@@ -1,0 +1,1 @@
+uint32_t shardio_ones_sum(const unsigned char *data, size_t length);
