@@ -16,6 +16,19 @@ loop is written in each library's own idiom -- a stream handler with
 ``transport.write`` (asyncio protocols), a ``ReceiveBuffer`` filled by
 ``receive_into`` (shardio) -- so each library's own I/O path is what differs.
 
+One server is not Python: ``c-epoll`` is the project's own C program,
+``bench/c_epoll_server.c`` -- the same minimal loop on one thread over a
+level-triggered epoll set, with no interpreter or event-loop library in the
+way, so it serves as many requests as the kernel lets a server serve here
+(N1's target is a ratio to it). :func:`build_c_server` compiles it with
+``cc -O2`` into a directory under the system's temporary directory, named by
+a hash of the source and the command, so it is built once per version of the
+file and rebuilt when the file changes; ``c-epoll`` then replaces this process
+with it (``exec``), passing :data:`RESPONSE` as its argument, so it sends the
+same bytes by construction, keeps this process's CPU pinning, and announces its
+port and stops on SIGTERM as the others do. Without ``cc`` it cannot run (N1
+skips it, saying so); a failed build is an error showing the compiler's output.
+
 One server does more: ``shardio-sansio`` is ``examples/httpd.py``'s handler,
 which parses every request completely with the sans-io parser
 (:mod:`shardio_net.http`): request line, every header field, framing and
@@ -27,9 +40,14 @@ not the figure compared with the peers.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -39,7 +57,7 @@ if TYPE_CHECKING:
 
     import shardio_net
 
-__all__ = ["RESPONSE", "SERVERS", "main"]
+__all__ = ["RESPONSE", "SERVERS", "build_c_server", "main"]
 
 #: What every server sends for every request: exactly the bytes of
 #: ``examples/httpd.py``'s response to ``GET /``.
@@ -246,11 +264,59 @@ def uvloop_protocol_server() -> None:
     uvloop.run(_serve_protocol())
 
 
+# -- the physical limit: C and epoll ------------------------------------------------
+
+_C_SOURCE = Path(__file__).resolve().with_name("c_epoll_server.c")
+#: How the C server is compiled: the source comes on stdin (``-x c -``), so the
+#: bytes hashed are the bytes built even if the file changes meanwhile.
+_C_BUILD = ("cc", "-O2", "-x", "c", "-")
+
+
+def build_c_server() -> Path:
+    """The C server's executable, compiled with ``cc -O2`` unless this
+    version of ``bench/c_epoll_server.c`` is built already.
+
+    It lives in ``$TMPDIR/shardio-bench-<uid>/``, named by a hash of the
+    source and the compile command; a new build is written under a temporary
+    name and renamed, so a concurrent or interrupted build never leaves a
+    partial executable under the final name.
+    """
+    if shutil.which(_C_BUILD[0]) is None:
+        raise RuntimeError(
+            f"no C compiler: {_C_BUILD[0]!r} is not on PATH (install one, e.g. apt-get install gcc)"
+        )
+    source = _C_SOURCE.read_bytes()
+    key = hashlib.sha256(repr(_C_BUILD).encode() + b"\0" + source).hexdigest()[:16]
+    directory = Path(tempfile.gettempdir()) / f"shardio-bench-{os.getuid()}"
+    executable = directory / f"c_epoll_server-{key}"
+    if executable.exists():
+        return executable
+    directory.mkdir(mode=0o700, exist_ok=True)
+    partial = directory / f"{executable.name}.{os.getpid()}.partial"
+    built = subprocess.run(
+        [*_C_BUILD, "-o", str(partial)], input=source, capture_output=True, check=False
+    )
+    if built.returncode != 0:
+        partial.unlink(missing_ok=True)
+        errors = built.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"{' '.join(_C_BUILD)} failed on {_C_SOURCE}:\n{errors}")
+    os.replace(partial, executable)
+    return executable
+
+
+def c_epoll_server() -> None:
+    """The C server (built if needed), in place of this process."""
+    executable = build_c_server()
+    sys.stdout.flush()
+    os.execv(executable, [os.fsencode(executable), RESPONSE])
+
+
 #: Server name -> the function that runs it (until stopped). Only the shardio
 #: servers take the shard options.
 SERVERS: dict[str, Callable[..., None]] = {
     "shardio": shardio_server,
     "shardio-sansio": shardio_sansio_server,
+    "c-epoll": c_epoll_server,
     "trio": trio_server,
     "asyncio-streams": asyncio_streams_server,
     "asyncio-protocol": asyncio_protocol_server,
