@@ -16,31 +16,39 @@ once it is reaped, ``Popen`` no longer signals it.
 
 Spawning
 --------
-``open_process`` forks and execs in the shard's own thread: the shard's tasks
-pause for that (about a millisecond; more for a process with a large
-address space, since the fork copies its page tables). Trio spawns from a
-worker thread; shardio cannot, because of the next point.
+``subprocess.Popen`` forks, and then waits until the child has exec'd (or
+failed to) -- the child's own work, which takes milliseconds on a busy
+machine. As in Trio, that wait happens in a thread, not in the shard's
+scheduler; only the ``fork`` itself still pauses the shard (it holds the
+GIL: a fraction of a millisecond, more for a large address space). It is a
+``fork``, not the cheaper ``vfork``, because a ``preexec_fn`` runs in the
+child (see below). The thread is not a worker of ``to_thread``: each run
+(each shard) has one *spawner thread*, started with its first process and
+stopped once its last child is gone, because the kernel ties the
+parent-death signal below to the thread that forked, and worker threads end
+when idle. The calling task waits for the spawn (not cancellable: a fork
+cannot be undone, as in Trio), and the new process is registered in the
+scheduler's thread, in the callback that wakes the task.
 
 No child outlives its run
 -------------------------
-* **The run ends.** Each run (each shard) keeps a registry of the processes
-  it started and has not reaped. A system task, started with the first
-  process, waits for the end of the run: the system tier is cancelled only
-  once every user task has finished (``Runner.init``), so a ``run_process``
-  being cancelled has already delivered its cancellation (``deliver_cancel``)
-  and waited. Whatever is still registered then -- processes from
-  ``open_process`` nobody waited for -- is killed with ``SIGKILL`` and reaped
-  before ``run()`` returns. Processes that exited are dropped from the
-  registry when reaped, and at every spawn (as ``subprocess`` reaps its own
-  stragglers), so a long-lived shard does not accumulate them.
+* **The run ends.** Each run keeps a registry of the processes it started
+  and has not reaped. A system task, started with the first process, waits
+  for the end of the run: the system tier is cancelled only once every user
+  task has finished (``Runner.init``), so a ``run_process`` being cancelled
+  has already delivered its cancellation (``deliver_cancel``) and waited.
+  Whatever is still registered then -- processes from ``open_process``
+  nobody waited for -- is killed with ``SIGKILL`` and reaped before ``run()``
+  returns; a spawn still in flight is killed as it lands, and later ones
+  are refused. Processes that exited are dropped from the registry when
+  reaped, and at every spawn (as ``subprocess`` reaps its own stragglers),
+  so a long-lived shard does not accumulate them.
 * **The shard dies.** The child asks the kernel, between ``fork`` and
   ``exec``, to send it ``SIGKILL`` when its parent dies
   (``PR_SET_PDEATHSIG``), whatever kills the shard, ``SIGKILL`` included; it
   then checks that its parent is still the shard, for a shard that died
-  before the request. The kernel ties this to the *thread* that forked, which
-  is why the shard's own thread spawns: a worker thread ends when idle, and
-  would take its children with it. The request costs a ``preexec_fn``, which
-  makes ``subprocess`` use ``fork`` rather than ``vfork``.
+  before the request. "Parent" means the thread that forked: the spawner
+  thread, which lives as long as the run's children.
 
   Limits, as the kernel sets them: the request is dropped when the child
   execs a set-user-ID, set-group-ID or file-capability program (``sudo``), and
@@ -52,33 +60,43 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import queue
 import signal
 import subprocess
+import threading
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack, suppress
 from typing import Any, Final, Protocol, TypeAlias, final
 
 import attrs
+import outcome
 
 # _sync (Lock) imports shardio.lowlevel, which imports this module: bound as
 # a module, and used only once everything is loaded.
 from . import _sync
 from ._core import (
     TASK_STATUS_IGNORED,
+    Abort,
     BrokenResourceError,
     CancelScope,
     ClosedResourceError,
+    RunFinishedError,
     RunVar,
     ShardLocal,
+    Task,
     TaskStatus,
-    cancel_shielded_checkpoint,
+    Token,
     checkpoint_if_cancelled,
+    current_task,
+    current_token,
     enable_ki_protection,
     notify_closing,
     open_nursery,
+    reschedule,
     spawn_system_task,
     wait_readable,
+    wait_task_rescheduled,
 )
 from ._fd_stream import FdStream
 from ._highlevel_generic import StapledStream
@@ -232,16 +250,103 @@ class Process(ShardLocal):
 # ---------------------------------------------------------------------------
 
 
+#: A job for the spawner thread; None stops it.
+_Job: TypeAlias = "Callable[[], None] | None"
+
+
 @attrs.define(eq=False, slots=True)
 class _Children:
-    """The processes this run started and has not reaped (an ordered set)."""
+    """The processes this run started and has not reaped (an ordered set),
+    and the spawner thread that starts them (see the module docs)."""
 
+    token: Token
     live: dict[Process, None] = attrs.field(factory=dict)
+    #: Set once the run ends: no more spawns.
+    closed: bool = False
+    _jobs: queue.SimpleQueue[_Job] = attrs.field(factory=queue.SimpleQueue)
+
+    def __attrs_post_init__(self) -> None:
+        threading.Thread(target=self._serve, name="shardio spawner", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
 
     def sweep(self) -> None:
         """Reap (and forget) the ones that exited."""
         for process in list(self.live):
             process.poll()
+
+    async def spawn(
+        self,
+        command: StrOrBytesPath | Sequence[StrOrBytesPath],
+        options: dict[str, Any],
+        streams: tuple[SendStream | None, ReceiveStream | None, ReceiveStream | None],
+    ) -> Process:
+        """Start the child in the spawner thread; wait (uncancellably) for it."""
+        task = current_task()
+
+        def fork() -> None:
+            # In the spawner thread.
+            try:
+                popen: subprocess.Popen[bytes] = subprocess.Popen(command, **options)
+            except BaseException as exc:
+                self._deliver(task, outcome.Error(exc))
+                return
+            try:
+                pidfd = os.pidfd_open(popen.pid)
+            except OSError as exc:
+                popen.kill()
+                popen.wait()
+                self._deliver(task, outcome.Error(exc))
+                return
+            if not self._deliver(task, outcome.Value((popen, pidfd)), streams):
+                # The run is over (its scheduler failed): nobody will reap it.
+                popen.kill()
+                popen.wait()
+                os.close(pidfd)
+
+        self._jobs.put(fork)
+        return await wait_task_rescheduled(lambda _: Abort.FAILED)  # type: ignore[no-any-return]
+
+    def _deliver(
+        self,
+        task: Task,
+        result: outcome.Outcome[tuple[subprocess.Popen[bytes], int]],
+        streams: tuple[SendStream | None, ReceiveStream | None, ReceiveStream | None] = (
+            None,
+            None,
+            None,
+        ),
+    ) -> bool:
+        """From the spawner thread: hand ``result`` to the scheduler; False if
+        the run is over."""
+        try:
+            self.token.run_sync_soon(self._started, task, result, streams)
+        except RunFinishedError:
+            return False
+        return True
+
+    def _started(
+        self,
+        task: Task,
+        result: outcome.Outcome[tuple[subprocess.Popen[bytes], int]],
+        streams: tuple[SendStream | None, ReceiveStream | None, ReceiveStream | None],
+    ) -> None:
+        # In the scheduler's thread (protected): register, then wake the task.
+        if isinstance(result, outcome.Value):
+            popen, pidfd = result.value
+            if self.closed:
+                popen.kill()
+                popen.wait()
+                os.close(pidfd)
+                result = outcome.Error(_run_ending())
+            else:
+                process = Process(popen, pidfd, *streams, self)
+                self.live[process] = None
+                reschedule(task, outcome.Value(process))
+                return
+        reschedule(task, result)
 
     async def kill_at_the_end(self) -> None:
         """A system task: when the run ends, kill and reap what is left."""
@@ -251,17 +356,21 @@ class _Children:
             # The scheduler failed and is closing its tasks: this frame may
             # not wait any more, so reap synchronously. After SIGKILL that is
             # quick (a process in uninterruptible sleep dies when it wakes).
-            for process in self._kill_all():
+            for process in self._close():
                 process._popen.wait()
                 process._reaped()
+            self._jobs.put(None)
             raise
         except BaseException:
             with CancelScope(shield=True):
-                for process in self._kill_all():
+                for process in self._close():
                     await process.wait()
+            self._jobs.put(None)
             raise
 
-    def _kill_all(self) -> list[Process]:
+    def _close(self) -> list[Process]:
+        """Refuse new spawns and kill what lives; return it, to be reaped."""
+        self.closed = True
         left = list(self.live)
         for process in left:
             with suppress(OSError):
@@ -269,18 +378,24 @@ class _Children:
         return left
 
 
+def _run_ending() -> RuntimeError:
+    return RuntimeError("this run is ending: it starts no more processes")
+
+
 _children: RunVar[_Children] = RunVar("shardio children")
 
 
 def _current_children() -> _Children:
     try:
-        return _children.get()
+        children = _children.get()
     except LookupError:
-        children = _Children()
+        children = _Children(current_token())
         # RuntimeError once the run has closed its system tier: too late to start a process.
         spawn_system_task(children.kill_at_the_end, name="<shardio: kill children at run end>")
         _children.set(children)
-        return children
+    if children.closed:
+        raise _run_ending()
+    return children
 
 
 @functools.cache
@@ -307,60 +422,6 @@ _TEXT_OPTIONS = ("universal_newlines", "text", "encoding", "errors", "bufsize")
 
 
 @enable_ki_protection
-def _spawn(
-    command: StrOrBytesPath | Sequence[StrOrBytesPath],
-    stdin: int | HasFileno | None,
-    stdout: int | HasFileno | None,
-    stderr: int | HasFileno | None,
-    options: dict[str, Any],
-) -> Process:
-    """Start the child and register it: protected, so that no Ctrl-C can
-    come between the fork and the registration."""
-    children = _current_children()
-    children.sweep()
-    preexec = _die_with_parent(os.getpid(), options.pop("preexec_fn", None))
-    ours_stdin: FdStream | None = None
-    ours_stdout: FdStream | None = None
-    ours_stderr: FdStream | None = None
-    # The child's ends of the pipes are closed here whatever happens (the
-    # child has its copies); ours are closed only if the spawn fails.
-    with ExitStack() as always, ExitStack() as on_failure:
-        if stdin == subprocess.PIPE:
-            read_end, write_end = os.pipe()
-            ours_stdin, stdin = FdStream(write_end), read_end
-            always.callback(os.close, read_end)
-            on_failure.callback(ours_stdin.close)
-        if stdout == subprocess.PIPE:
-            read_end, write_end = os.pipe()
-            ours_stdout, stdout = FdStream(read_end), write_end
-            always.callback(os.close, write_end)
-            on_failure.callback(ours_stdout.close)
-        if stderr == subprocess.STDOUT:
-            # Into whatever stdout goes to; with stdout=None, Popen's own
-            # STDOUT handling duplicates our stdout.
-            if stdout is not None:
-                stderr = stdout
-        elif stderr == subprocess.PIPE:
-            read_end, write_end = os.pipe()
-            ours_stderr, stderr = FdStream(read_end), write_end
-            always.callback(os.close, write_end)
-            on_failure.callback(ours_stderr.close)
-        popen_options: dict[str, Any] = dict(
-            options, stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=preexec
-        )
-        popen: subprocess.Popen[bytes] = subprocess.Popen(command, **popen_options)
-        try:
-            pidfd = os.pidfd_open(popen.pid)
-        except OSError:
-            popen.kill()
-            popen.wait()
-            raise
-        on_failure.pop_all()
-    process = Process(popen, pidfd, ours_stdin, ours_stdout, ours_stderr, children)
-    children.live[process] = None
-    return process
-
-
 async def open_process(
     command: StrOrBytesPath | Sequence[StrOrBytesPath],
     *,
@@ -385,7 +446,8 @@ async def open_process(
     status: that is :func:`shardio.run_process`'s job. It is killed
     (``SIGKILL``) and reaped when this shard's run ends if it has not exited,
     and killed by the kernel if the shard dies (see the module docs). A
-    checkpoint; ``OSError`` if the program cannot be started.
+    checkpoint; once the spawn has begun it is not cancellable. ``OSError``
+    if the program cannot be started.
     """
     for key in _TEXT_OPTIONS:
         if options.get(key):
@@ -403,8 +465,41 @@ async def open_process(
             f"command must be a string or bytes (not a sequence) with shell=True, not {command!r}"
         )
     await checkpoint_if_cancelled()
-    process = _spawn(command, stdin, stdout, stderr, options)
-    await cancel_shielded_checkpoint()
+    children = _current_children()
+    children.sweep()
+    options["preexec_fn"] = _die_with_parent(os.getpid(), options.get("preexec_fn"))
+    ours_stdin: FdStream | None = None
+    ours_stdout: FdStream | None = None
+    ours_stderr: FdStream | None = None
+    # The child's ends of the pipes are closed here once it has its copies;
+    # ours are closed only if the spawn fails.
+    with ExitStack() as always, ExitStack() as on_failure:
+        if stdin == subprocess.PIPE:
+            read_end, write_end = os.pipe()
+            ours_stdin, stdin = FdStream(write_end), read_end
+            always.callback(os.close, read_end)
+            on_failure.callback(ours_stdin.close)
+        if stdout == subprocess.PIPE:
+            read_end, write_end = os.pipe()
+            ours_stdout, stdout = FdStream(read_end), write_end
+            always.callback(os.close, write_end)
+            on_failure.callback(ours_stdout.close)
+        if stderr == subprocess.STDOUT:
+            # Into whatever stdout goes to; with stdout=None, Popen's own
+            # STDOUT handling duplicates our stdout.
+            if stdout is not None:
+                stderr = stdout
+        elif stderr == subprocess.PIPE:
+            read_end, write_end = os.pipe()
+            ours_stderr, stderr = FdStream(read_end), write_end
+            always.callback(os.close, write_end)
+            on_failure.callback(ours_stderr.close)
+        process = await children.spawn(
+            command,
+            dict(options, stdin=stdin, stdout=stdout, stderr=stderr),
+            (ours_stdin, ours_stdout, ours_stderr),
+        )
+        on_failure.pop_all()
     return process
 
 

@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,17 @@ def test_a_process_still_running_when_the_run_ends_is_killed_and_reaped() -> Non
     assert not is_unreaped_child(process.pid)
     assert not Path(f"/proc/{process.pid}").exists()
     assert process.returncode == -signal.SIGKILL
+
+
+def test_the_thread_that_spawns_ends_with_the_run() -> None:
+    async def main() -> list[threading.Thread]:
+        await shardio.run_process(["true"])
+        return [t for t in threading.enumerate() if t.name == "shardio spawner"]
+
+    spawners = shardio.run(main)
+    assert len(spawners) == 1
+    spawners[0].join(10)
+    assert not spawners[0].is_alive()
 
 
 async def start_sleeper() -> tuple[int, int]:
