@@ -19,7 +19,8 @@ import argparse
 import asyncio
 import signal
 
-from examples.memcached.engine import LocalEngine, Settings
+from examples.memcached.engine import LocalEngine
+from examples.memcached.settings import Settings
 
 RECEIVE_SIZE = 65536
 

@@ -3,12 +3,19 @@
 ``python -m examples.memcached --smp N -p PORT`` runs it (see ``__main__``).
 The parts, each usable and tested alone:
 
+* :mod:`.settings` -- the server's settings, as memcached's flags set them;
 * :mod:`.protocol` -- the ASCII protocol (classic and meta commands) as a
-  sans-io parser with memcached 1.6's exact replies and limits;
+  sans-io parser with memcached 1.6's exact limits and error replies;
 * :mod:`.store` -- one shard's cache: expiry, flush, CAS, incr/decr, LRU;
+* :mod:`.commands`, :mod:`.meta` -- the classic and the meta commands on
+  one shard's cache, and the bytes of their replies;
+* :mod:`.stats` -- ``stats`` and its subcommands from every shard's figures;
 * :mod:`.sharding` -- which shard owns a key;
-* :mod:`.engine` -- requests to per-shard jobs and back to reply bytes, and
-  :class:`.engine.LocalEngine`, the whole server in one process without I/O;
+* :mod:`.jobs` -- what a shard runs for a pipeline, on its
+  :class:`.jobs.Partition` (its cache, its counters);
+* :mod:`.engine` -- routing: a pipeline to jobs per owner shard, and their
+  results back to replies in request order; :class:`.engine.LocalEngine`,
+  the whole server in one process without I/O;
 * :mod:`.server` -- the network server: connections on every shard, one
   batched cross-shard call per owner shard per pipeline.
 

@@ -35,8 +35,8 @@ import sys
 import shardio
 
 from .datadir import DataDirectoryError
-from .engine import Settings
 from .server import serve
+from .settings import Settings
 
 MAX_ITEM_SIZE = 1024 * 1024 * 1024
 

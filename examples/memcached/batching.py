@@ -27,7 +27,7 @@ import attrs
 
 import shardio
 
-from .engine import Job, JobResult
+from .jobs import Job, JobResult
 
 __all__ = ["Batch", "Forwarder"]
 

@@ -174,11 +174,6 @@ class DataDirectory:
             raise DataDirectoryError(f"{directory / MANIFEST} is damaged: {text[:80]!r}")
         return int(match.group(1))
 
-    @property
-    def resharding(self) -> bool:
-        """Whether the logs were written with another shard count."""
-        return self.previous is not None and self.previous != self.shards
-
     async def commit(self) -> None:
         """Every shard has opened its log: record the layout in the manifest
         (if it changed) and remove the logs of any other layout."""

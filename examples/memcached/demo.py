@@ -42,8 +42,8 @@ import attrs
 import shardio
 
 from .client import Connection, Reply, Value, get_request, set_request, stats_request
-from .engine import Settings
 from .server import serve
+from .settings import Settings
 
 HOST = "127.0.0.1"
 KEYS = 10_000

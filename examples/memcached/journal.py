@@ -40,7 +40,23 @@ import attrs
 from .records import Delete, Flush, Record, Touch, encode, encode_put
 from .store import Cache, Item
 
-__all__ = ["Journal", "Observation"]
+__all__ = ["STATISTICS", "Journal", "Observation"]
+
+STATISTICS = (
+    "log_records",
+    "log_commits",
+    "log_compactions",
+    "log_compaction_failures",
+    "log_appended_bytes",
+    "log_durable_bytes",
+    "log_pending_bytes",
+    "log_file_bytes",
+)
+"""The figures :meth:`Journal.statistics` reports, in the order ``stats
+shards`` lists them."""
+
+_MEASURED = ("log_appended_bytes", "log_durable_bytes", "log_pending_bytes")
+"""The figures read off the journal itself; the log counts the others."""
 
 Observation = tuple[Item | None, int, int, bool]
 """A key's item as :meth:`Journal.observe` saw it: (item, cas, exptime, stale)."""
@@ -64,18 +80,9 @@ class Journal:
     durable: int = attrs.field(default=0, init=False)
     """Sequence number up to which records are on stable storage."""
     counters: dict[str, int] = attrs.field(
-        factory=lambda: dict.fromkeys(
-            (
-                "log_records",
-                "log_commits",
-                "log_compactions",
-                "log_compaction_failures",
-                "log_file_bytes",
-            ),
-            0,
-        ),
-        init=False,
+        factory=lambda: {name: 0 for name in STATISTICS if name not in _MEASURED}, init=False
     )
+    """What the log counts (records, commits, compactions, the file's size)."""
 
     def __attrs_post_init__(self) -> None:
         self.cache.on_evict = self._evicted
@@ -183,9 +190,9 @@ class Journal:
         return data
 
     def statistics(self) -> dict[str, int]:
-        """The log's figures for ``stats shards``."""
+        """The log's figures for ``stats shards``: :data:`STATISTICS`."""
         figures = dict(self.counters)
         figures["log_pending_bytes"] = len(self._pending)
         figures["log_appended_bytes"] = self.appended
         figures["log_durable_bytes"] = self.durable
-        return figures
+        return {name: figures[name] for name in STATISTICS}

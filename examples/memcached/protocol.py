@@ -1,9 +1,11 @@
 """The memcached ASCII protocol as a sans-io state machine (in the manner of h11).
 
 :class:`Parser` turns bytes, fed in chunks of any size, into :data:`Request`
-objects; the functions at the bottom of this file turn results back into the
-exact response bytes. No sockets and no store are involved, so everything here
-is tested and fuzzed on plain bytes.
+objects. No sockets and no store are involved, so everything here is tested
+and fuzzed on plain bytes. The parser itself answers only what memcached
+answers before running anything (a malformed command is an :class:`Invalid`
+request carrying its error line); the replies of commands that run are
+worded where they run, by :mod:`.commands` and :mod:`.meta`.
 
 What memcached does, and so what this parser does
 --------------------------------------------------
@@ -57,10 +59,12 @@ from typing import Literal, TypeAlias
 import attrs
 
 __all__ = [
+    "BAD_FORMAT",
     "ITEM_HEADER_SIZE",
     "KEY_MAX_LENGTH",
     "MAX_LINE_WITHOUT_NEWLINE",
     "META_MODES_SET",
+    "MFLAG_MAX_OPAQUE_LENGTH",
     "READ_BUFFER_SIZE",
     "Arithmetic",
     "CacheMemlimit",
@@ -71,6 +75,7 @@ __all__ = [
     "MetaArithmetic",
     "MetaDebug",
     "MetaDelete",
+    "MetaFlags",
     "MetaGet",
     "MetaNoop",
     "MetaSet",
@@ -81,10 +86,12 @@ __all__ = [
     "Stats",
     "Store",
     "StoreTooLarge",
+    "StoreVerb",
     "Touch",
     "Verbosity",
     "Version",
     "item_total_size",
+    "iter_requests",
     "strtol32",
     "strtoul32",
     "strtoull",
@@ -380,11 +387,6 @@ class MetaFlags:
     delta: int = 1
     initial: int = 0
     set_stale: bool = False
-
-    def has(self, flag: str) -> bool:
-        """Whether a flag token starting with ``flag`` was given."""
-        code = ord(flag)
-        return any(token[0] == code for token in self.tokens)
 
 
 @attrs.frozen

@@ -8,9 +8,9 @@ shared and nothing is locked.
 
 A connection's task reads whatever the client sent, parses all of it
 (:class:`protocol.Parser`), and turns the batch into a :class:`engine.Plan`:
-one list of jobs per owner shard. It hands each other owner its whole list
-(the local shard's list runs in place, without a message), all owners at
-once, and writes the replies back in request order. A client that
+one list of jobs (:mod:`.jobs`) per owner shard. It hands each other owner
+its whole list (the local shard's list runs in place, without a message),
+all owners at once, and writes the replies back in request order. A client that
 pipelines 100 requests over 4 shards costs at most 3 lists, not 100; and
 the lists of all the connections served in one scheduling pass travel to
 each owner together, in one cross-shard call (:mod:`.batching`). Each
@@ -41,9 +41,11 @@ from shardio import TASK_STATUS_IGNORED, TaskStatus
 
 from .batching import Forwarder
 from .datadir import DataDirectory
-from .engine import Frontend, Job, JobResult, Settings, ShardState, run_jobs
+from .engine import Frontend
+from .jobs import Job, JobResult, Partition, run_jobs
 from .log import LogOptions, ShardLog, report
 from .protocol import Parser
+from .settings import Settings
 from .store import Cache
 
 __all__ = ["ShardNode", "handle_connection", "serve"]
@@ -54,18 +56,18 @@ TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 
 @attrs.define(eq=False, slots=True)
 class ShardNode:
-    """One shard's part of the server: the keys it owns, its connection
-    counters, and the front end its connections use."""
+    """One shard's part of the server: its partition (the keys it owns, its
+    counters), its log, and the front end its connections use."""
 
     settings: Settings
-    state: ShardState
+    partition: Partition
     frontend: Frontend
     log: ShardLog | None = None
     forwarder: Forwarder = attrs.field(init=False)
     service: shardio.Sharded[ShardNode] | None = None
 
     def __attrs_post_init__(self) -> None:
-        self.forwarder = Forwarder(self._send, counters=self.state.forwarding)
+        self.forwarder = Forwarder(self._send, counters=self.partition.forwarding)
 
     @classmethod
     async def create(cls, settings: Settings, previous_shards: int | None = None) -> ShardNode:
@@ -75,7 +77,7 @@ class ShardNode:
         share = settings.memory_limit // settings.shards
         cache = Cache(memory_limit=share, evictions=settings.evictions)
         here = shardio.current_shard()
-        node = cls(settings, ShardState(cache), Frontend(settings, here=here))
+        node = cls(settings, Partition(cache), Frontend(settings, here=here))
         if settings.data_dir is not None:
             options = LogOptions(
                 settings.compact_ratio, settings.compact_min_bytes, settings.salvage_damaged_logs
@@ -84,7 +86,7 @@ class ShardNode:
                 Path(settings.data_dir), here, settings.shards, previous_shards, cache, options
             )
             node.log = log
-            node.state.journal = log.journal
+            node.partition.journal = log.journal
             for line in summary.describe(here):
                 report(line)
         return node
@@ -113,9 +115,9 @@ class ShardNode:
         log, return once the changes they made are durable."""
         log = self.log
         if log is None:
-            return _run_lists(self.state, lists)
+            return _run_lists(self.partition, lists)
         before = log.journal.appended
-        results = _run_lists(self.state, lists)
+        results = _run_lists(self.partition, lists)
         if log.journal.appended != before:
             await log.wait_durable(log.journal.appended)
         return results
@@ -128,8 +130,8 @@ class ShardNode:
         return await self.service.invoke_on(shard, ShardNode.run_lists, lists)
 
 
-def _run_lists(state: ShardState, lists: list[list[Job]]) -> list[list[JobResult]]:
-    return [run_jobs(state, jobs) for jobs in lists]
+def _run_lists(partition: Partition, lists: list[list[Job]]) -> list[list[JobResult]]:
+    return [run_jobs(partition, jobs) for jobs in lists]
 
 
 def _run_owned(
@@ -139,7 +141,7 @@ def _run_owned(
 
     A synchronous function: the owner shard runs it as the message arrives,
     without starting a task for it -- the cheapest cross-shard call."""
-    return _run_lists(service.local().state, lists)
+    return _run_lists(service.local().partition, lists)
 
 
 async def _shard_tasks(
@@ -181,7 +183,7 @@ async def handle_connection(
 ) -> None:
     """Serve one client connection until it closes, quits or misbehaves."""
     node = service.local()
-    counters = node.state.connections
+    counters = node.partition.connections
     if counters["curr_connections"] >= node.connection_limit:
         counters["rejected_connections"] += 1
         await stream.send_all(TOO_MANY_CONNECTIONS)

@@ -42,7 +42,10 @@ import attrs
 from .protocol import StoreVerb, item_total_size, strtoull
 
 __all__ = [
+    "COMMAND_COUNTERS",
     "COUNTERS",
+    "ITEM_COUNTERS",
+    "LRU_COUNTERS",
     "ArithmeticResult",
     "Cache",
     "Item",
@@ -56,7 +59,7 @@ realtime_delta_max = 60 * 60 * 24 * 30
 _PROCESS_START_OFFSET = 62  # ITEM_UPDATE_INTERVAL (60) + 2, as in stats_init()
 _U64 = (1 << 64) - 1
 
-COUNTERS = (
+COMMAND_COUNTERS = (
     "cmd_get",
     "cmd_set",
     "cmd_flush",
@@ -79,14 +82,27 @@ COUNTERS = (
     "touch_misses",
     "store_too_large",
     "store_no_memory",
-    "total_items",
+)
+"""What commands count: memcached's per-thread counters (``thread_stats``),
+in the order its ``stats`` lists them."""
+
+ITEM_COUNTERS = ("total_items",)
+"""Items ever linked: memcached's global ``stats.total_items``."""
+
+LRU_COUNTERS = (
     "expired_unfetched",
     "evicted_unfetched",
     "evicted_active",
     "evictions",
     "reclaimed",
 )
-"""The statistics a cache counts, named as in memcached's ``stats``."""
+"""What making room counts: memcached's per-LRU counters (``itemstats``),
+in the order its ``stats`` lists them."""
+
+COUNTERS = COMMAND_COUNTERS + ITEM_COUNTERS + LRU_COUNTERS
+"""Every statistic a cache counts, named as in memcached's ``stats``. The
+three groups are kept apart because memcached keeps them apart, and so
+lists them in three places (:mod:`.stats` puts each group in its place)."""
 
 
 class StoreResult(enum.Enum):

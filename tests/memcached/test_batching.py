@@ -8,7 +8,7 @@ import pytest
 
 import shardio
 from examples.memcached.batching import Forwarder
-from examples.memcached.engine import CountJob, Job, JobResult
+from examples.memcached.jobs import CountJob, Job, JobResult
 
 
 def jobs(name: str) -> list[Job]:

@@ -17,8 +17,9 @@ from examples.memcached.client import (
     set_request,
     stats_request,
 )
-from examples.memcached.engine import LocalEngine, Settings
+from examples.memcached.engine import LocalEngine
 from examples.memcached.server import serve
+from examples.memcached.settings import Settings
 
 SCRIPT = [
     set_request(b"a", b"one\r\ntwo", flags=5),

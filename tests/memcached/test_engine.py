@@ -8,8 +8,12 @@ import re
 
 import pytest
 
-from examples.memcached.engine import LocalEngine, Settings, slab_class
+from examples.memcached.engine import LocalEngine
+from examples.memcached.journal import STATISTICS as LOG_STATISTICS
+from examples.memcached.meta import slab_class
+from examples.memcached.settings import Settings
 from examples.memcached.sharding import shard_for_key
+from examples.memcached.store import COUNTERS
 
 
 def talk(*chunks: bytes, shards: int = 1, **settings: int) -> bytes:
@@ -139,6 +143,29 @@ def test_stats_shards_gives_per_shard_figures_that_add_up() -> None:
     assert per_shard == expected
     assert "STAT curr_items 30\r\n" in reply
     assert "STAT threads 3\r\n" in reply
+
+
+def test_stats_reports_every_counter_the_store_keeps_added_up_over_shards() -> None:
+    engine = LocalEngine(Settings(shards=3))
+    engine.converse(SCRIPT)
+    reply = engine.converse(b"stats\r\n").decode()
+    reported = dict(re.findall(r"STAT (\S+) (\S+)\r\n", reply))
+    counted = {
+        name: str(sum(partition.cache.counters[name] for partition in engine.partitions))
+        for name in COUNTERS
+    }
+    assert {name: reported[name] for name in COUNTERS} == counted
+    assert counted["cmd_get"] != "0" and counted["total_items"] != "0"
+
+
+def test_stats_shards_adds_each_shards_log_figures_when_it_persists() -> None:
+    engine = LocalEngine(Settings(shards=2), persistent=True)
+    reply = engine.converse(b"set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\nstats shards\r\n")
+    names = re.findall(rb"STAT shard:1:(\S+) ", reply)
+    assert names[-len(LOG_STATISTICS) :] == [name.encode() for name in LOG_STATISTICS]
+    records = sum(int(n) for n in re.findall(rb"STAT shard:\d:log_records (\d+)\r\n", reply))
+    assert records == 2
+    assert b"log_records" not in talk(b"stats shards\r\n", shards=2)
 
 
 def test_memory_limit_is_shared_out_over_shards() -> None:

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from examples.memcached import protocol as p
-from examples.memcached.engine import LocalEngine, Settings
+from examples.memcached.engine import LocalEngine
+from examples.memcached.settings import Settings
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -145,8 +146,8 @@ def test_hostile_bytes_never_crash_the_engine(chunks: list[bytes], shards: int) 
         if close:
             assert parser.closed
             break
-    for state in engine.states:
-        assert state.cache.bytes_used <= state.cache.memory_limit
+    for partition in engine.partitions:
+        assert partition.cache.bytes_used <= partition.cache.memory_limit
 
 
 def test_a_huge_announced_item_is_swallowed_without_buffering() -> None:

@@ -16,10 +16,11 @@ import pytest
 
 import shardio
 from examples.memcached.datadir import DataDirectory, DataDirectoryError, compact_path, log_path
-from examples.memcached.engine import Settings, run_jobs
+from examples.memcached.jobs import run_jobs
 from examples.memcached.log import MAX_TORN, DamagedLogError, ShardLog
 from examples.memcached.records import FRAME_SIZE, LogReader, Put, Record
 from examples.memcached.server import ShardNode
+from examples.memcached.settings import Settings
 
 
 def records_on_disk(path: Path) -> list[Record]:
@@ -266,7 +267,7 @@ async def test_compaction_rewrites_the_log_smaller_while_writes_go_on(data_dir: 
         assert figures(node)["log_compactions"] >= 1
         # Once the writes stop, the log settles under the compaction
         # threshold -- a compaction may still be finishing.
-        threshold = max(64 * 1024, 2.0 * node.state.cache.bytes_used)
+        threshold = max(64 * 1024, 2.0 * node.partition.cache.bytes_used)
         with shardio.fail_after(10):
             while figures(node)["log_file_bytes"] > threshold:
                 await shardio.sleep(0.02)
@@ -305,7 +306,7 @@ async def test_a_stopping_writer_commits_what_is_still_buffered(data_dir: Path) 
         plan = node.frontend.plan(
             node.parser().feed(b"".join(b"set q%d 0 0 1\r\nq\r\n" % i for i in range(50)))
         )
-        run_jobs(node.state, plan.jobs[0])
+        run_jobs(node.partition, plan.jobs[0])
         assert figures(node)["log_pending_bytes"] > 0
         with shardio.CancelScope() as scope:
             scope.cancel()  # the writer is stopped before it ever ran

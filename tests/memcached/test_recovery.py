@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from examples.memcached.engine import LocalEngine, Settings
+from examples.memcached.engine import LocalEngine
 from examples.memcached.records import LogReader
 from examples.memcached.recovery import Replay, restore
+from examples.memcached.settings import Settings
 from examples.memcached.sharding import shard_for_key
 from examples.memcached.store import Cache
 
