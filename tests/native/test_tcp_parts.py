@@ -162,7 +162,8 @@ def test_rto_follows_rfc_6298_and_backs_off_until_the_next_sample() -> None:
 def test_rto_stays_within_its_floor_and_ceiling() -> None:
     rtt = RttEstimator(initial_rto=1.0, min_rto=0.2, max_rto=10.0)
     rtt.sample(0.001)
-    assert rtt.rto == 0.2
+    # The floor applies to the variance term, as in Linux: SRTT + 200 ms.
+    assert rtt.rto == pytest.approx(0.001 + 0.2)
     for _ in range(100):
         rtt.back_off()
     assert rtt.rto == 10.0

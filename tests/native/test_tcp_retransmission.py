@@ -95,9 +95,9 @@ def test_each_ack_of_new_data_restarts_the_retransmission_timer() -> None:
         +0    > P. 2921:4001(1080) ack 1 win 32768
         +0    timer 0.4
         +0.1  < . 1:1(0) ack 1461 win 1000
-        +0    check s.rto == 0.1 + 4 * 0.0375
-        +0    timer 0.45
-        0.45  > . 1461:2921(1460) ack 1 win 32768
+        +0    check s.rto == 0.1 + 0.2   # 4 * RTTVAR = 0.15 is below the floor
+        +0    timer 0.5
+        0.5   > . 1461:2921(1460) ack 1 win 32768
         """
     )
 

@@ -82,7 +82,8 @@ class TcpConfig:
     window_scaling: bool = True
     #: RTO before the first RTT measurement (RFC 6298 2.1).
     initial_rto: float = attrs.field(default=1.0, validator=_positive)
-    #: The floor of the RTO (Linux's TCP_RTO_MIN; RFC 6298 suggests 1 s).
+    #: The floor of the RTO's variance term: RTO = SRTT + max(4 RTTVAR, min_rto),
+    #: as Linux computes it with TCP_RTO_MIN (see rtt.py).
     min_rto: float = attrs.field(default=0.2, validator=_positive)
     #: The ceiling of the RTO and of its exponential backoff (Linux's TCP_RTO_MAX).
     max_rto: float = attrs.field(default=120.0, validator=_positive)

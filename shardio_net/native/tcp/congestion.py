@@ -19,9 +19,12 @@ connection tells it four things and otherwise reads ``cwnd``:
     window) and, on the first expiry of a series only, ``ssthresh`` is lowered
     (RFC 5681 section 3.1: a backed-off retransmission does not lower it again).
 
-**Slow start** is the same for both: ``cwnd += min(acked, 2 * SMSS)`` per ACK
-(RFC 3465's appropriate byte counting with L = 2, which makes a delayed-ACK
-receiver's ACK, covering two segments, worth two segments as on Linux).
+**Slow start** is the same for both: ``cwnd += acked`` per ACK, up to
+``ssthresh`` (RFC 3465's appropriate byte counting without its L limit, as
+Linux's ``tcp_slow_start`` does: a receiver that acknowledges a whole batch
+of segments at once -- ours does, Linux's GRO does -- must not slow the
+doubling down; RFC 5681's "at most one SMSS per ACK" would grow a window
+acknowledged ten segments at a time by a tenth).
 
 **NewReno's congestion avoidance** adds one SMSS per window of acknowledged
 bytes (byte counting, RFC 5681 section 3.1), and a congestion event halves:
@@ -89,7 +92,7 @@ class NewReno:
     def on_ack(self, acked: int, now: float, rtt: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += acked if acked < 2 * mss else 2 * mss
+            self.cwnd = min(self.cwnd + acked, self.ssthresh)
             return
         self._counted += acked
         if self._counted >= self.cwnd:
@@ -145,7 +148,7 @@ class Cubic:
     def on_ack(self, acked: int, now: float, rtt: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += acked if acked < 2 * mss else 2 * mss
+            self.cwnd = min(self.cwnd + acked, self.ssthresh)
             return
         segments = self.cwnd / mss
         if self._epoch < 0:
@@ -188,13 +191,13 @@ class Cubic:
 
     def on_congestion(self, now: float, flight: int) -> None:
         segments = self._reduce()
-        self.ssthresh = max(int(segments * self.BETA * self.mss), 2 * self.mss)
+        self.ssthresh = max(round(segments * self.BETA * self.mss), 2 * self.mss)
         self.cwnd = self.ssthresh
 
     def on_timeout(self, now: float, flight: int, first: bool) -> None:
         if first:
             segments = self._reduce()
-            self.ssthresh = max(int(segments * self.BETA * self.mss), 2 * self.mss)
+            self.ssthresh = max(round(segments * self.BETA * self.mss), 2 * self.mss)
         self._epoch = -1.0
         self.cwnd = self.mss
 

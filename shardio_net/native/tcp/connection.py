@@ -1023,6 +1023,10 @@ class TcpConnection:
                 ts,
             )
             self._out.append((segment, parts))
+            if start == snd_una:
+                # The oldest segment went out again: give it a whole RTO to be
+                # acknowledged (Linux re-arms the timer here too).
+                self._rto_at = now + self._rtt.rto
             self._rxt_nxt = start + size
             self._retransmits += 1
             self._bytes_retransmitted += data
@@ -1238,8 +1242,11 @@ class TcpConnection:
         if sb.starts_at(snd_una):
             # The receiver reneged (a SACKed range at the cumulative ACK).
             sb.clear()
-        first = self._recovery != _LOSS
-        self._cc.on_timeout(now, self._snd_nxt - snd_una - sb.sacked, first)
+        # One congestion episode lowers ssthresh once: not again when a fast
+        # recovery or an earlier timeout is still under way (RFC 5681 3.1;
+        # Linux's tcp_enter_loss).
+        first = self._recovery == _OPEN
+        self._cc.on_timeout(now, self._snd_nxt - snd_una, first)
         self._recovery = _LOSS
         self._recover = self._snd_nxt
         self._lost_edge = self._snd_nxt
@@ -1297,8 +1304,12 @@ class TcpConnection:
             # Data in flight or waiting: retransmission or probing covers it.
             self._keepalive_at = now + config.keepalive_idle
             return
-        if self._ka_probes == 0 and now - self._last_rx < config.keepalive_idle:
-            self._keepalive_at = self._last_rx + config.keepalive_idle
+        due = self._last_rx + config.keepalive_idle
+        if self._ka_probes == 0 and now < due:
+            # Something arrived since the timer was set: idle from then on.
+            # (Compared as the deadline is computed: now - last_rx < idle may
+            # hold while last_rx + idle == now, re-arming at the same instant.)
+            self._keepalive_at = due
             return
         if self._ka_probes >= config.keepalive_count:
             reason = f"connection timed out: {self._ka_probes} keepalive probes went unanswered"
@@ -1402,48 +1413,37 @@ class TcpConnection:
             self._ts_recent = ts[0]
             self._ts_recent_at = now
 
-        # 1. Sequence acceptability (RFC 9293's four cases).
+        # 1. Sequence acceptability, as Linux's tcp_sequence() judges it: the
+        # segment must not end before what our last ACK covered, nor begin
+        # beyond the window's right edge. RFC 9293's four cases are stricter
+        # at both ends, and the right end deadlocks: when both windows are
+        # full and segments were lost both ways, each side's pure ACKs carry
+        # SEG.SEQ = SND.NXT, exactly the other's RCV.NXT + RCV.WND, which the
+        # RFC refuses -- so neither side ever learns what the other received.
+        # (Data beyond the window is cut off by _receive_data.)
+        if (
+            state == SYN_RECEIVED
+            and flags & (_SYN | _ACK | _RST) == _SYN | _ACK
+            and seq + 1 == rcv_nxt
+        ):
+            # Simultaneous open: the peer's SYN-ACK repeats its SYN (Linux
+            # lets it through the same way); its ACK completes our side.
+            flags &= ~_SYN
+            seq = rcv_nxt
         window = self._rcv_adv - rcv_nxt
         if window < 0:
             window = 0
         seg_len = plen + (flags & _SYN != 0) + (flags & _FIN)
-        if seg_len == 0:
-            acceptable = seq == rcv_nxt if window == 0 else rcv_nxt <= seq < rcv_nxt + window
-        elif window == 0:
-            acceptable = False
-        else:
-            acceptable = (rcv_nxt <= seq < rcv_nxt + window) or (
-                rcv_nxt <= seq + seg_len - 1 < rcv_nxt + window
-            )
-        if not acceptable:
-            if (
-                state == SYN_RECEIVED
-                and flags & (_SYN | _ACK | _RST) == _SYN | _ACK
-                and seq + 1 == rcv_nxt
-            ):
-                # Simultaneous open: the peer's SYN-ACK repeats its SYN (Linux
-                # lets it through the same way); its ACK completes our side.
-                flags &= ~_SYN
-                seg_len = 0
-                seq = rcv_nxt
-            elif flags & _RST:
-                self._dropped += 1
+        if seq + seg_len < self._last_ack_sent or seq > rcv_nxt + window:
+            self._dropped += 1
+            if flags & _RST:
                 return
+            if flags & _SYN and state != SYN_RECEIVED:
+                # A SYN, in the window or not: challenge ACK (RFC 5961 4.2).
+                self._challenge_ack(now)
             else:
-                self._dropped += 1
-                if state == SYN_RECEIVED and flags & (_SYN | _ACK) == _SYN and seq + 1 == rcv_nxt:
-                    # The peer repeated its SYN: our SYN-ACK was lost.
-                    self._emit_syn(now)
-                elif flags & _SYN and state != SYN_RECEIVED:
-                    # A SYN, in the window or not: challenge ACK (RFC 5961 4.2).
-                    self._challenge_ack(now)
-                elif state == TIME_WAIT and flags & _FIN and seq + seg_len == rcv_nxt:
-                    # The peer repeated its FIN: our last ACK was lost.
-                    self._emit(self._snd_nxt, _ACK, _NO_PARTS, now)
-                    self._close_at = now + self._config.time_wait
-                else:
-                    self._emit(self._snd_nxt, _ACK, _NO_PARTS, now)
-                return
+                self._emit(self._snd_nxt, _ACK, _NO_PARTS, now)
+            return
 
         # 2. RST (RFC 5961 3.2): only an exact match resets; in the window,
         # a challenge ACK (a blind attacker cannot guess rcv_nxt exactly).
@@ -1525,11 +1525,14 @@ class TcpConnection:
                 self._terminate(None, "connection reset by peer during the handshake")
             else:
                 self._terminate(Reset(True, "connection refused"), "connection refused")
-        elif state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+        elif state == TIME_WAIT:
+            self._terminate(None)
+        else:
+            # Also in CLOSING and LAST_ACK: our data or FIN may never have
+            # been acknowledged, and the application may be waiting for it
+            # (Linux's tcp_reset reports ECONNRESET there too).
             reason = "connection reset by peer"
             self._terminate(Reset(False, reason), reason)
-        else:
-            self._terminate(None)
 
     def _on_ack(
         self, segment: TcpSegment, seq: int, ack: int, plen: int, flags: int, now: float
@@ -1774,8 +1777,15 @@ class TcpConnection:
     def _receive_fin(self, fin_seq: int, plen: int, now: float) -> None:
         """The peer's FIN at ``fin_seq``: take it if all data before it is in
         (``plen``: the data the segment carried)."""
-        if fin_seq != self._rcv_nxt:
-            if fin_seq > self._rcv_nxt and self._ooo_fin < 0:
+        if fin_seq < self._rcv_nxt:
+            # A FIN we have: our ACK of it was lost. Acknowledge again, and in
+            # TIME_WAIT restart the 2 MSL timer (RFC 9293 3.10.7.4).
+            self._ack_now = True
+            if self._state == TIME_WAIT:
+                self._close_at = now + self._config.time_wait
+            return
+        if fin_seq > self._rcv_nxt:
+            if self._ooo_fin < 0:
                 self._ooo_fin = fin_seq
                 if not plen:
                     # Out of order and alone: a duplicate ACK, as for data

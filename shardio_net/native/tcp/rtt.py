@@ -5,10 +5,19 @@ Each RTT sample ``R`` updates two estimators (RFC 6298 section 2)::
     first sample:  SRTT = R            RTTVAR = R / 2
     later:         RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|
                    SRTT   = 7/8 SRTT   + 1/8 R
-    RTO = SRTT + max(G, 4 RTTVAR), clamped to [min_rto, max_rto]
+    RTO = SRTT + max(G, 4 RTTVAR, min_rto), at most max_rto
 
 ``G`` is the clock granularity: 1 ms, the resolution of our timestamps.
 Before the first sample the RTO is the configured initial one (1 s).
+
+The floor ``min_rto`` (200 ms) applies to the *variance term*, as in Linux
+(``__tcp_set_rto``: SRTT plus an RTTVAR that is at least TCP_RTO_MIN), not
+to the whole RTO as RFC 6298 2.4 has it (with a floor of 1 s). On a path
+with a steady RTT, RTTVAR shrinks towards zero and RFC 6298's formula with a
+200 ms floor gives an RTO barely above the RTT: any ACK delayed a little --
+or a fast retransmission, which needs a whole RTT to be acknowledged --
+fires the timer spuriously. Linux's form keeps a margin of at least 200 ms
+over the smoothed RTT.
 
 When the timer expires the RTO doubles (exponential backoff, RFC 6298 5.5)
 and stays doubled until a *valid* sample arrives. Which samples are valid is
@@ -70,8 +79,8 @@ class RttEstimator:
             self.srtt = rtt
             self.rttvar = rtt / 2
             self.measured = True
-        base = self.srtt + max(GRANULARITY, 4.0 * self.rttvar)
-        self._base = min(max(base, self.min_rto), self.max_rto)
+        base = self.srtt + max(GRANULARITY, 4.0 * self.rttvar, self.min_rto)
+        self._base = min(base, self.max_rto)
         self.backoff = 0
 
     def back_off(self) -> None:
