@@ -256,8 +256,13 @@ class LocalEngine:
             for record in reader.feed(self.logs[shard]):
                 replay.apply(record)
             partition = self._partition()
-            summaries.append(restore(partition.cache, [replay]))
-            self._attach_journal(partition)  # after restoring, as the server does
+            summary = restore(partition.cache, [replay])
+            # After restoring, as the server does, and with the items that
+            # did not fit deleted (see "Items that do not fit" in .log).
+            journal = partition.journal = Journal(partition.cache)
+            for key in summary.dropped:
+                journal.delete(key)
+            summaries.append(summary)
             self.partitions[shard] = partition
         return summaries
 

@@ -79,6 +79,16 @@ recovered items are written to a new log, as a compaction writes one, which
 is renamed over the log; the server's log names each damaged range and the
 file kept.
 
+Items that do not fit: a shard started with less memory than its log's
+live items take (with a smaller ``-m``, say) loads what fits, evicting as
+it goes, as the cache does when it is full. The
+server's log says how many it dropped. They are gone as evicted items are
+gone, so the log records their deletion, as it records every eviction: a
+later start with more memory must not bring back a value that a client
+has since deleted (a ``delete`` of a key the cache no longer holds records
+nothing). A resharded or salvaged log is rewritten from the cache, and so
+holds only what was kept.
+
 Compaction
 ----------
 Records of overwritten, deleted and expired items stay in the log, so it
@@ -220,12 +230,14 @@ class DamageFound:
 
 @attrs.frozen
 class OpenSummary:
-    """What opening a shard's log found: the items recovered, the records
-    and bytes read, the bytes of a torn write cut off, the shard count the
-    data was resharded from (None if it was not), and the damaged logs
-    salvaged."""
+    """What opening a shard's log found: the items recovered, the live
+    items dropped because they did not fit in the cache's memory limit
+    (:attr:`.recovery.RestoreSummary.dropped`), the records and bytes read,
+    the bytes of a torn write cut off, the shard count the data was
+    resharded from (None if it was not), and the damaged logs salvaged."""
 
     items: int
+    dropped: int
     records: int
     log_bytes: int
     torn_bytes: int
@@ -233,14 +245,16 @@ class OpenSummary:
     damaged: tuple[DamageFound, ...] = ()
 
     def describe(self, shard: int) -> list[str]:
-        """Lines for the server's log: what was recovered, then one per
-        damaged log."""
+        """Lines for the server's log: what was recovered and what was not,
+        then one per damaged log."""
         text = (
             f"shard {shard}: recovered {self.items} items "
             f"({self.records} records, {self.log_bytes} bytes of log)"
         )
         if self.resharded_from is not None:
             text += f", resharded from {self.resharded_from} shards"
+        if self.dropped:
+            text += f"; dropped {self.dropped} live items that did not fit in its memory limit (-m)"
         if self.torn_bytes:
             text += f"; cut off {self.torn_bytes} bytes of a write torn by a crash"
         return [text] + [f"shard {shard}: {found.describe()}" for found in self.damaged]
@@ -494,7 +508,7 @@ class ShardLog:
             appender = await _create(path, shard, shards, journal, [])
             await shardio.to_thread.run_sync(sync_directory, directory)
             return cls(directory, shard, shards, journal, options, appender), OpenSummary(
-                0, 0, 0, 0, None
+                items=0, dropped=0, records=0, log_bytes=0, torn_bytes=0, resharded_from=None
             )
         replay = Replay()
         file, size, end = await _read_log(path, replay)
@@ -506,6 +520,8 @@ class ShardLog:
             if not damaged:
                 header = Header(shard, shards, cache.cas_counter)
                 appender = await _resume(file, path, size, end, header)
+                for key in summary.dropped:  # see "Items that do not fit"
+                    journal.delete(key)
         except BaseException:
             await file.aclose()
             raise
@@ -517,7 +533,15 @@ class ShardLog:
             found = (DamageFound(path, damaged, kept),)
         torn = 0 if end.torn > MAX_TORN else end.torn
         log = cls(directory, shard, shards, journal, options, appender)
-        return log, OpenSummary(summary.items, summary.records, end.valid_end, torn, None, found)
+        return log, OpenSummary(
+            items=summary.items,
+            dropped=len(summary.dropped),
+            records=summary.records,
+            log_bytes=end.valid_end,
+            torn_bytes=torn,
+            resharded_from=None,
+            damaged=found,
+        )
 
     @classmethod
     async def _reshard(
@@ -565,7 +589,15 @@ class ShardLog:
         appender = await _create(path, shard, shards, journal, cache.items())
         await shardio.to_thread.run_sync(sync_directory, directory)
         log = cls(directory, shard, shards, journal, options, appender)
-        return log, OpenSummary(summary.items, summary.records, read, torn, previous, tuple(found))
+        return log, OpenSummary(
+            items=summary.items,
+            dropped=len(summary.dropped),
+            records=summary.records,
+            log_bytes=read,
+            torn_bytes=torn,
+            resharded_from=previous,
+            damaged=tuple(found),
+        )
 
     # -- acknowledging -------------------------------------------------------------
 

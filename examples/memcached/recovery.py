@@ -106,12 +106,12 @@ class Replay:
 
 @attrs.frozen
 class RestoreSummary:
-    """What :func:`restore` loaded: the items in the cache now, the live
-    items that did not fit in its memory limit (evicted while loading), and
-    the records read."""
+    """What :func:`restore` loaded: the items in the cache now, the keys of
+    the live items that did not fit in its memory limit (evicted while
+    loading, or refused when evictions are off), and the records read."""
 
     items: int
-    dropped: int
+    dropped: tuple[bytes, ...]
     records: int
 
 
@@ -121,7 +121,7 @@ def restore(cache: Cache, replays: Sequence[Replay]) -> RestoreSummary:
     any flush still pending."""
     now = int(cache.clock())
     started = cache.process_started
-    offered = 0
+    offered: list[bytes] = []
     for replay in replays:
         for put in replay.live(now):
             item = Item(
@@ -134,7 +134,7 @@ def restore(cache: Cache, replays: Sequence[Replay]) -> RestoreSummary:
                 stale=put.stale,
                 key_binary=put.key_binary,
             )
-            offered += 1
+            offered.append(put.key)
             cache.restore(item)
     pending = [
         replay.flush
@@ -148,4 +148,5 @@ def restore(cache: Cache, replays: Sequence[Replay]) -> RestoreSummary:
     else:
         cache.restore_counters(cas_high, 0, 0)
     records = sum(replay.records for replay in replays)
-    return RestoreSummary(len(cache), offered - len(cache), records)
+    dropped = tuple(key for key in offered if key not in cache)
+    return RestoreSummary(len(cache), dropped, records)

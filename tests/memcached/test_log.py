@@ -250,6 +250,50 @@ async def test_garbage_at_the_end_longer_than_any_write_is_damage_not_a_torn_wri
     assert path.stat().st_size == offsets[-1] + MAX_TORN + 1
 
 
+async def write_large_values(data_dir: Path, count: int) -> None:
+    """Store k0, k1, ... with 1000-byte values (about 1 KiB of memory each)."""
+    async with running_node(data_dir) as node:
+        value = b"v" * 1000
+        script = b"".join(b"set k%d 0 0 1000\r\n%s\r\n" % (i, value) for i in range(count))
+        assert await converse(node, script) == b"STORED\r\n" * count
+
+
+async def present(node: ShardNode, count: int) -> list[int]:
+    """Which of k0, k1, ... the node holds."""
+    return [i for i in range(count) if await converse(node, b"get k%d\r\n" % i) != b"END\r\n"]
+
+
+async def test_a_restart_with_less_memory_says_how_many_items_it_dropped(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await write_large_values(data_dir, 100)
+    capsys.readouterr()
+    async with running_node(data_dir, memory_limit=40_000) as node:
+        kept = await present(node, 100)
+    # What fits is kept, the most recently written as the LRU keeps them...
+    assert 0 < len(kept) < 100
+    assert kept == list(range(100 - len(kept), 100))
+    # ... and the server says what it dropped, not only what it recovered.
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"memcached: shard 0: recovered {len(kept)} items (101 records, ")
+    assert line.endswith(
+        f"; dropped {100 - len(kept)} live items that did not fit in its memory limit (-m)"
+    )
+
+
+async def test_items_dropped_for_lack_of_memory_stay_gone_at_a_start_with_more(
+    data_dir: Path,
+) -> None:
+    await write_large_values(data_dir, 100)
+    async with running_node(data_dir, memory_limit=40_000) as node:
+        kept = await present(node, 100)
+        # A client deletes a key it finds missing (nothing to delete: the
+        # cache does not hold it).
+        assert await converse(node, b"delete k0\r\n") == b"NOT_FOUND\r\n"
+    async with running_node(data_dir) as node:
+        assert await present(node, 100) == kept
+
+
 async def test_compaction_rewrites_the_log_smaller_while_writes_go_on(data_dir: Path) -> None:
     value = b"v" * 500
     async with running_node(data_dir, compact_min_bytes=64 * 1024, compact_ratio=2.0) as node:

@@ -141,6 +141,28 @@ def test_an_evicted_item_does_not_come_back_after_a_restart() -> None:
     assert [i for i in range(12) if server.converse(b"get k%d\r\n" % i) != b"END\r\n"] == present
 
 
+def test_items_dropped_at_a_restart_with_less_memory_stay_gone_at_the_next() -> None:
+    clock = FakeClock()
+    server = engine(clock, shards=1)
+    value = b"x" * 1000
+    for i in range(12):
+        server.converse(b"set k%d 0 0 1000\r\n%s\r\n" % (i, value))
+
+    def present() -> list[int]:
+        return [i for i in range(12) if server.converse(b"get k%d\r\n" % i) != b"END\r\n"]
+
+    generous = server.settings
+    server.settings = attrs.evolve(generous, memory_limit=8 * 1024)
+    (summary,) = server.restart()
+    kept = present()
+    assert 0 < len(kept) < 12
+    assert summary.dropped == tuple(b"k%d" % i for i in range(12) if i not in kept)
+    assert server.converse(b"delete k0\r\n") == b"NOT_FOUND\r\n"
+    server.settings = generous
+    server.restart()
+    assert present() == kept
+
+
 def test_an_in_place_decrement_keeps_its_padding() -> None:
     clock = FakeClock()
     server = engine(clock)
