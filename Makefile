@@ -45,7 +45,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check shardio shardio_net shardio_disk tests bench examples
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy shardio shardio_net shardio_disk
+	$(BIN)/mypy shardio shardio_net shardio_disk examples
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q

@@ -48,9 +48,9 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
 import shardio
 from shardio import lowlevel
@@ -103,12 +103,16 @@ def remaining_budget() -> str:
 # ---------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
 async def retry_until_ready(
-    operation: Callable[..., Any],
-    wait: Callable[[socket.socket], Any],
+    operation: Callable[[*Ts], T],
+    wait: Callable[[socket.socket], Awaitable[None]],
     sock: socket.socket,
-    *args: Any,
-) -> Any:
+    *args: *Ts,
+) -> T:
     """Call a non-blocking socket ``operation`` until it stops saying "would block".
 
     In between, ``wait`` (``wait_readable`` or ``wait_writable``) parks this task

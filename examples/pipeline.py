@@ -48,7 +48,8 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+
+import attrs
 
 import shardio
 
@@ -128,39 +129,45 @@ class PageStats:
         self.statuses[f"{status // 100}xx"] += 1
         self.visitors.setdefault(path, set()).add(visitor)
 
-    def note_peak(self, channel: str, receive: shardio.ShardReceiveChannel[Any]) -> None:
+    def note_peak(
+        self,
+        channel: str,
+        receive: shardio.ShardReceiveChannel[Record] | shardio.ShardReceiveChannel[Visit],
+    ) -> None:
         peak = receive.statistics().peak_buffer_used
         self.peak_buffer[channel] = max(peak, self.peak_buffer.get(channel, 0))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Summary:
         """What shard 0 needs from this shard: counts, not the visitors themselves."""
         visitors = Counter({path: len(seen) for path, seen in self.visitors.items()})
-        return {
-            "statuses": self.statuses,
-            "hits": self.hits,
-            "bytes": self.bytes,
-            "visitors": visitors,
-            "peak_buffer": self.peak_buffer,
-        }
+        return Summary(self.statuses, self.hits, self.bytes, visitors, self.peak_buffer)
 
 
-EMPTY_SUMMARY: dict[str, Any] = {
-    "statuses": Counter(),
-    "hits": Counter(),
-    "bytes": Counter(),
-    "visitors": Counter(),
-    "peak_buffer": {},
-}
+@attrs.frozen
+class Summary:
+    """What a shard counted, or all of them: hits, bytes and distinct visitors
+    per page, status classes, and the most a channel of each kind held."""
+
+    statuses: Counter[str] = attrs.field(factory=Counter)
+    hits: Counter[str] = attrs.field(factory=Counter)
+    bytes_served: Counter[str] = attrs.field(factory=Counter)
+    visitors: Counter[str] = attrs.field(factory=Counter)
+    peak_buffer: dict[str, int] = attrs.field(factory=dict)
 
 
-def merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+def merge(total: Summary, part: Summary) -> Summary:
     """The reducer of ``map_reduce``: one shard's summary into the total."""
-    peaks = dict(total["peak_buffer"])
-    for channel, peak in part["peak_buffer"].items():
+    peaks = dict(total.peak_buffer)
+    for channel, peak in part.peak_buffer.items():
         peaks[channel] = max(peak, peaks.get(channel, 0))
     # Every count is a sum, the distinct visitors too: each visitor has one owner.
-    sums = {key: total[key] + part[key] for key in ("statuses", "hits", "bytes", "visitors")}
-    return {**sums, "peak_buffer": peaks}
+    return Summary(
+        total.statuses + part.statuses,
+        total.hits + part.hits,
+        total.bytes_served + part.bytes_served,
+        total.visitors + part.visitors,
+        peaks,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -278,29 +285,27 @@ async def main(log: list[str]) -> None:
         # The nursery is done: every record has been counted on its owner shard.
         elapsed = time.perf_counter() - started
         per_shard = await stats.invoke_on_all(lambda part: part.work)
-        total = await stats.map_reduce(PageStats.summary, merge, EMPTY_SUMMARY)
+        total = await stats.map_reduce(PageStats.summary, merge, Summary())
     report(len(log), elapsed, per_shard, total)
 
 
-def report(
-    lines: int, elapsed: float, per_shard: list[Counter[str]], total: dict[str, Any]
-) -> None:
+def report(lines: int, elapsed: float, per_shard: list[Counter[str]], total: Summary) -> None:
     print(f"done in {elapsed:.2f} s ({lines / elapsed:,.0f} lines/s)\n")
     print(f"{'work per shard':<16}{'parsed':>10}{'hashed':>10}{'aggregated':>12}")
     for shard, work in enumerate(per_shard):
         print(
             f"  shard {shard:<8}{work['parsed']:>10,}{work['hashed']:>10,}{work['aggregated']:>12,}"
         )
-    statuses = total["statuses"]
+    statuses = total.statuses
     print("\nstatus classes:", "  ".join(f"{k} {statuses[k]:,}" for k in sorted(statuses)))
     print("top pages by hits:")
-    hits = total["hits"]
+    hits = total.hits
     for path in sorted(hits, key=lambda path: (-hits[path], path))[:5]:
         print(
-            f"  {path:<32} {hits[path]:>7,} hits {total['bytes'][path] / 1e6:>7.1f} MB "
-            f"{total['visitors'][path]:>6,} distinct visitors"
+            f"  {path:<32} {hits[path]:>7,} hits {total.bytes_served[path] / 1e6:>7.1f} MB "
+            f"{total.visitors[path]:>6,} distinct visitors"
         )
-    peaks = ", ".join(f"{name}: {peak}" for name, peak in sorted(total["peak_buffer"].items()))
+    peaks = ", ".join(f"{name}: {peak}" for name, peak in sorted(total.peak_buffer.items()))
     print(f"most values buffered in a channel (max_buffer_size={BUFFER}): {peaks}")
 
 
