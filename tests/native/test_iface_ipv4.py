@@ -354,3 +354,14 @@ def test_a_slash_31_has_no_broadcast_and_both_addresses_are_hosts():
     iface.send_ip(parse_address("10.0.0.1"), PROTOCOL_UDP, [b"x"], 0.0)
     [request] = drain(iface)
     assert request.arp.target_ip == parse_address("10.0.0.1")
+
+
+def test_a_datagram_no_ipv4_header_can_describe_is_a_value_error():
+    iface = resolved(interface())
+
+    with pytest.raises(ValueError, match="at most 65515 bytes after its header, not 65516"):
+        iface.send_ip(PEER, PROTOCOL_UDP, [bytes(65516)], 1.0, dont_fragment=False)
+    assert iface.send_ip(PEER, PROTOCOL_UDP, [bytes(65515)], 1.0, dont_fragment=False)
+
+    fragments = sent(iface.frames())
+    assert fragments[-1].ip.fragment_offset + len(fragments[-1].ip.payload) == 65515
