@@ -1,6 +1,29 @@
 """shardio's own TCP/IP stack (Seastar's native stack): one stack per shard.
 
-Layers as smoltcp's: ``wire`` (packet formats), ``phy`` (devices), ``tcp``
-(the connection as a sans-io state machine), then the interface and the
-sockets on top. See docs/design/native-stack.md.
+Layers as smoltcp's: ``wire`` (packet formats), ``phy`` (devices: a
+simulated link, a fault injector, a pcap writer), ``iface`` (ARP, IPv4,
+ICMP), ``tcp`` (the connection as a sans-io state machine), and on top the
+stack with its streams, listeners and UDP sockets. See
+docs/design/native-stack.md.
 """
+
+from ._listener import NativeListener
+from ._simulated import simulated_pair
+from ._stack import NativeStack, StackStatistics
+from ._stream import COPY_THRESHOLD, NativeStream
+from ._udp import NativeUDPSocket, UDPStatistics
+from .tcp.config import TcpConfig
+from .tcp.connection import TcpStatistics
+
+__all__ = [
+    "COPY_THRESHOLD",
+    "NativeListener",
+    "NativeStack",
+    "NativeStream",
+    "NativeUDPSocket",
+    "StackStatistics",
+    "TcpConfig",
+    "TcpStatistics",
+    "UDPStatistics",
+    "simulated_pair",
+]

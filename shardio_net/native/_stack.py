@@ -1,0 +1,558 @@
+"""NativeStack: one TCP/IP stack, a service of the shard it runs on.
+
+A stack owns a device, an interface (ARP, IPv4, ICMP: ``iface/``), and the
+TCP connections, listeners and UDP ports of one address. It runs as one
+system task of its shard -- the *pump* -- which outlives the user's tasks at
+the end of a run (system tasks are cancelled last), so a ``finally`` that
+sends a goodbye on a native stream still has its stack.
+
+The pump
+--------
+Each pass of the pump does, in order:
+
+1. ``device.receive(now)``: every frame that arrived; each goes through the
+   interface, and what it hands up (a TCP segment, a UDP datagram) to its
+   connection, listener or port -- or is answered with a RST or an ICMP
+   port unreachable when nothing listens there;
+2. timers: every connection whose deadline passed gets ``on_timer``, and
+   the interface's own (ARP retries, reassembly timeouts);
+3. flush: every connection touched in this pass -- by a segment, a timer,
+   or a user task that sent, read or closed -- is drained once:
+   ``segments_to_send`` (written as header + payload parts), then
+   ``events`` (which wake the tasks waiting on its stream); then the
+   interface's frames go to the device in one ``transmit``;
+4. sleep in ``DeviceWaiter.wait`` until a frame arrives, the earliest timer
+   of the stack is due, or a user task calls for a pass.
+
+So a burst of frames is one pass, and the ACKs and data it provokes leave
+in one transmit; a user task's ``send_all`` costs no pass of its own, it
+wakes the pump, which sends what every task queued since the last pass.
+
+Timers
+------
+One deadline per stack, not a task or a timer per connection: a heap of
+(deadline, sequence, stream), each connection's entry pushed when a flush
+finds its ``next_deadline()`` moved, stale entries skipped as they come up
+(the stream remembers which deadline is current). The pump sleeps until the
+heap's top, the interface's deadline, or the device's.
+
+Nothing a peer sends raises out of here: malformed frames are counted by
+the interface, the connections never raise on peer input. A bug that
+raises anyway while handling a frame is logged (``shardio_net.native``)
+and counted, and the pump goes on: one bad frame must not take down the
+shard's network.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import os
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, final
+
+import attrs
+
+import shardio
+from shardio import TASK_STATUS_IGNORED, TaskStatus, lowlevel
+from shardio.abc import Listener
+
+from .._serve import serve_listeners
+from ._listener import NativeListener
+from ._stream import NativeStream
+from ._udp import DEFAULT_RECEIVE_QUEUE, NativeUDPSocket
+from .iface import IcmpErrorIngress, Interface, InterfaceConfig, TcpIngress, UdpIngress
+from .phy.device import Device
+from .phy.pcap import PcapWriter
+from .phy.waiter import DeviceWaiter
+from .tcp.config import TcpConfig
+from .tcp.connection import TcpConnection, TcpState
+from .tcp.isn import IsnGenerator
+from .tcp.listener import TcpListener
+from .tcp.reset import reset_for
+from .wire.ipv4 import format_address, parse_address
+from .wire.tcp import SYN, TcpSegment, tcp_header
+from .wire.udp import UdpDatagram, udp_header
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["NativeStack", "StackStatistics"]
+
+LOGGER = logging.getLogger("shardio_net.native")
+
+_TCP = 6
+_UDP = 17
+#: Linux's default ephemeral range (net.ipv4.ip_local_port_range).
+EPHEMERAL_PORTS = (32768, 60999)
+
+
+@attrs.frozen
+class StackStatistics:
+    """What :meth:`NativeStack.statistics` reports."""
+
+    address: str
+    #: Connections by state name (``"ESTABLISHED"``, ``"TIME_WAIT"``...).
+    connections: dict[str, int]
+    listeners: int
+    udp_sockets: int
+    #: Segments to a port nobody listens on (each answered with a RST).
+    tcp_closed_port: int
+    #: UDP datagrams to a port nobody has open (answered with ICMP unreachable).
+    udp_closed_port: int
+    #: Passes of the pump, and frames it received and transmitted.
+    passes: int
+    frames_received: int
+    frames_transmitted: int
+    #: Frames whose handling raised (a bug, logged): dropped.
+    internal_errors: int
+    #: The interface's figures (ARP, IPv4, ICMP, drops per reason).
+    interface: Any
+    #: The device's figures.
+    device: Any
+
+
+@final
+class NativeStack:
+    """A userspace TCP/IP stack on ``device``, with IPv4 ``address``.
+
+    Must be made inside a run: it starts its pump as a system task of the
+    current shard, and lives as long as the run (or until :meth:`close`).
+    ``prefix_length`` and ``gateway`` describe the one subnet and the way
+    out of it; ``tcp`` is the configuration of every connection (MTU taken
+    from the device unless given); ``seed`` makes the stack deterministic
+    (its ISN secret and its choice of ephemeral ports), for simulations.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        address: str,
+        *,
+        prefix_length: int = 24,
+        gateway: str | None = None,
+        tcp: TcpConfig | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        now = shardio.current_time()
+        self._device = device
+        self._address = parse_address(address)
+        self.name = name or f"native stack {address}"
+        self._iface = Interface(
+            InterfaceConfig(
+                mac=device.mac,
+                address=self._address,
+                prefix_length=prefix_length,
+                gateway=None if gateway is None else parse_address(gateway),
+                mtu=device.mtu,
+            ),
+            now,
+        )
+        self._tcp_config = tcp if tcp is not None else TcpConfig(mtu=device.mtu)
+        rng = random.Random(seed) if seed is not None else None
+        secret = rng.randbytes(32) if rng is not None else os.urandom(32)
+        self._isn = IsnGenerator(secret)
+        low, high = EPHEMERAL_PORTS
+        self._next_port = rng.randrange(low, high + 1) if rng else random.randrange(low, high + 1)
+        self._connections: dict[tuple[int, int, int], NativeStream] = {}
+        self._listeners: dict[int, NativeListener] = {}
+        self._udp: dict[int, NativeUDPSocket] = {}
+        self._dirty: dict[NativeStream, None] = {}
+        self._dirty_listeners: dict[TcpListener, None] = {}
+        self._timers: list[tuple[float, int, NativeStream]] = []
+        self._timer_seq = itertools.count()
+        self._waiter = DeviceWaiter(device)
+        self._closed = False
+        self._passes = self._frames_in = self._frames_out = 0
+        self._tcp_closed_port = self._udp_closed_port = self._internal_errors = 0
+        self._task = lowlevel.spawn_system_task(self._pump, name=f"<{self.name}>")
+
+    def __repr__(self) -> str:
+        return f"<NativeStack {format_address(self._address)} on {self._device!r}>"
+
+    @property
+    def address(self) -> int:
+        """The stack's IPv4 address, as an int."""
+        return self._address
+
+    @property
+    def device(self) -> Device:
+        """The device the stack sends and receives on (a capture wraps it)."""
+        return self._device
+
+    # -- the pump ----------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        waiter = self._waiter
+        clock = shardio.current_time
+        try:
+            while not self._closed:
+                self._pass(clock())
+                await waiter.wait(self._next_deadline())
+        finally:
+            self._shut_down()
+
+    def _pass(self, now: float) -> None:
+        # Hot path: once per wake-up of the pump.
+        self._passes += 1
+        iface = self._iface
+        frames = self._device.receive(now)
+        if frames:
+            self._frames_in += len(frames)
+            receive = iface.receive
+            deliver = self._deliver
+            for frame in frames:
+                try:
+                    packet = receive(frame, now)
+                    if packet is not None:
+                        deliver(packet, now)
+                except Exception:
+                    self._internal_errors += 1
+                    LOGGER.exception("%s: handling a frame raised; the frame is dropped", self.name)
+        timers = self._timers
+        if timers and timers[0][0] <= now:
+            self._run_timers(now)
+        if iface.next_deadline() <= now:
+            iface.on_timer(now)
+        self._flush(now)
+
+    def _deliver(self, packet: Any, now: float) -> None:
+        kind = type(packet)
+        if kind is TcpIngress:
+            self._deliver_tcp(packet.src, packet.segment, now)
+        elif kind is UdpIngress:
+            datagram: UdpDatagram = packet.datagram
+            sock = self._udp.get(datagram.dst_port)
+            if sock is None:
+                self._udp_closed_port += 1
+                self._iface.send_icmp_unreachable(packet.ip, 3, now)
+            else:
+                sock._deliver(datagram.payload, (packet.src, datagram.src_port))
+        elif kind is IcmpErrorIngress:
+            pass  # counted by the interface; TCP recovers by retransmission (soft errors)
+
+    def _deliver_tcp(self, src: int, segment: TcpSegment, now: float) -> None:
+        # Hot path: every segment.
+        stream = self._connections.get((segment.dst_port, src, segment.src_port))
+        if stream is not None:
+            conn = stream._tcp
+            if (
+                segment.flags & SYN
+                and conn.state is TcpState.TIME_WAIT
+                and segment.dst_port in self._listeners
+                and conn.time_wait_accepts(segment)
+            ):
+                # A new incarnation reopens the 4-tuple (RFC 6191).
+                self._forget(stream)
+            else:
+                conn.on_segment(segment, now)
+                self._dirty[stream] = None
+                return
+        listener = self._listeners.get(segment.dst_port)
+        if listener is not None:
+            tcp_listener = listener._tcp
+            remote = (src, segment.src_port)
+            new = tcp_listener.on_segment(segment, remote, now)
+            if new is not None:
+                local = (self._address, segment.dst_port)
+                stream = NativeStream(self, new, local, remote, listener)
+                self._connections[stream.key] = stream
+                self._dirty[stream] = None
+            self._dirty_listeners[tcp_listener] = None
+            return
+        reply = reset_for(segment)
+        self._tcp_closed_port += 1
+        if reply is not None:
+            self._send_tcp(reply, src, (), now)
+
+    def _run_timers(self, now: float) -> None:
+        timers = self._timers
+        dirty = self._dirty
+        while timers and timers[0][0] <= now:
+            deadline, _, stream = heapq.heappop(timers)
+            if stream.timer != deadline or stream._forgotten:
+                continue  # a stale entry: the deadline moved since
+            stream.timer = math.inf
+            stream._tcp.on_timer(now)
+            dirty[stream] = None
+
+    def _flush(self, now: float) -> None:
+        if self._dirty_listeners:
+            for tcp_listener in self._dirty_listeners:
+                for remote, segment in tcp_listener.segments_to_send():
+                    self._send_tcp(segment, remote[0], (), now)
+            self._dirty_listeners.clear()
+        while self._dirty:
+            dirty = self._dirty
+            self._dirty = {}
+            send = self._send_tcp
+            for stream in dirty:
+                tcp = stream._tcp
+                peer = stream.remote[0]
+                for segment, parts in tcp.segments_to_send(now):
+                    send(segment, peer, parts, now)
+                events = tcp.events()
+                if events:
+                    stream._on_events(events)
+                if not stream._forgotten:
+                    deadline = tcp.next_deadline()
+                    if deadline != stream.timer:
+                        stream.timer = deadline
+                        if deadline != math.inf:
+                            heapq.heappush(self._timers, (deadline, next(self._timer_seq), stream))
+        frames = self._iface.frames()
+        if frames:
+            self._frames_out += len(frames)
+            self._device.transmit(frames, now)
+
+    def _next_deadline(self) -> float:
+        deadline = self._iface.next_deadline()
+        timers = self._timers
+        if timers and timers[0][0] < deadline:
+            deadline = timers[0][0]
+        return deadline
+
+    def _send_tcp(self, segment: TcpSegment, dst: int, parts: Sequence[Buffer], now: float) -> None:
+        header = tcp_header(segment, self._address, dst, parts)
+        self._iface.send_ip(dst, _TCP, (header, *parts), now)
+
+    # -- what sockets ask of the stack ---------------------------------------------------
+
+    def _touch(self, stream: NativeStream) -> None:
+        """A user task changed ``stream``'s connection: flush it next pass."""
+        self._dirty[stream] = None
+        self._waiter.wake()
+
+    def _forget(self, stream: NativeStream) -> None:
+        """The connection is over (CLOSED): the 4-tuple is free again."""
+        stream._forgotten = True
+        if self._connections.get(stream.key) is stream:
+            del self._connections[stream.key]
+
+    def _accepted(self, conn: TcpConnection) -> NativeStream | None:
+        """The stream of a connection a listener hands over; None if it is gone."""
+        stream = self._connections.get((conn.local[1], conn.remote[0], conn.remote[1]))
+        if stream is None or stream._tcp is not conn:
+            return None
+        stream._listener = None
+        return stream
+
+    def _close_listener(self, listener: NativeListener) -> None:
+        now = shardio.current_time()
+        if self._listeners.get(listener.port) is listener:
+            del self._listeners[listener.port]
+        for conn in listener._tcp.close(now):
+            stream = self._connections.get((conn.local[1], conn.remote[0], conn.remote[1]))
+            if stream is not None and stream._tcp is conn:
+                self._dirty[stream] = None
+        self._dirty_listeners[listener._tcp] = None
+        self._waiter.wake()
+
+    def _close_udp(self, sock: NativeUDPSocket) -> None:
+        if self._udp.get(sock.port) is sock:
+            del self._udp[sock.port]
+
+    def _send_udp(self, port: int, address: tuple[int, int], payload: bytes) -> None:
+        if len(payload) > 65507:
+            raise OSError(f"a UDP datagram holds at most 65,507 bytes, not {len(payload)}")
+        datagram = UdpDatagram(port, address[1])
+        header = udp_header(datagram, self._address, address[0], (payload,))
+        self._iface.send_ip(
+            address[0], _UDP, (header, payload), shardio.current_time(), dont_fragment=False
+        )
+        self._waiter.wake()
+
+    def _free_port(self, used: Callable[[int], bool]) -> int:
+        low, high = EPHEMERAL_PORTS
+        span = high - low + 1
+        for _ in range(span):
+            port = self._next_port
+            self._next_port = low + (port - low + 1) % span
+            if not used(port):
+                return port
+        raise OSError(98, "no free local port left in the ephemeral range")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise shardio.ClosedResourceError(f"{self.name} is closed")
+
+    # -- the public API --------------------------------------------------------------------
+
+    async def open_tcp_stream(self, host: str, port: int) -> NativeStream:
+        """Connect to ``host`` (an IPv4 address: the native stack has no
+        resolver) and ``port``; return the stream once the handshake is
+        done. Refused: :class:`ConnectionRefusedError`; no answer within
+        the SYN retries: :class:`TimeoutError`."""
+        await lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        remote = (_address(host), _port(port))
+        local_port = self._free_port(
+            lambda p: (p, remote[0], remote[1]) in self._connections or p in self._listeners
+        )
+        now = shardio.current_time()
+        local = (self._address, local_port)
+        conn = TcpConnection.connect(
+            local,
+            remote,
+            self._tcp_config,
+            now,
+            self._isn.isn(local, remote, now),
+            ts_offset=self._isn.timestamp_offset(local, remote),
+        )
+        stream = NativeStream(self, conn, local, remote)
+        self._connections[stream.key] = stream
+        self._touch(stream)
+        await stream._wait_connected()
+        return stream
+
+    async def open_tcp_listeners(
+        self, port: int, *, host: str | None = None, backlog: int | None = None
+    ) -> list[NativeListener]:
+        """Listen on ``port`` (0: an ephemeral one) of the stack's address;
+        a list of one listener, as ``shardio_net.open_tcp_listeners`` returns.
+        ``host``, if given, must be the stack's address (or 0.0.0.0).
+        ``backlog`` bounds the accept queue (default 128)."""
+        await lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        if host is not None and host not in ("", "0.0.0.0") and _address(host) != self._address:
+            raise OSError(
+                99,
+                f"cannot listen on {host}: the stack's address is {format_address(self._address)}",
+            )
+        port = _port(port)
+        if port == 0:
+            port = self._free_port(lambda p: p in self._listeners)
+        elif port in self._listeners:
+            raise OSError(98, f"port {port} is already listened on by this stack")
+        tcp_listener = TcpListener(
+            (self._address, port), self._tcp_config, self._isn, backlog=backlog or 128
+        )
+        listener = NativeListener(self, tcp_listener)
+        self._listeners[port] = listener
+        return [listener]
+
+    async def serve_tcp(
+        self,
+        handler: Callable[[NativeStream], Awaitable[object]],
+        port: int,
+        *,
+        host: str | None = None,
+        backlog: int | None = None,
+        handler_nursery: shardio.Nursery | None = None,
+        task_status: TaskStatus[Sequence[Listener[NativeStream]]] = TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        """Serve ``handler(stream)`` for every connection to ``port``, as
+        ``shardio_net.serve_tcp`` does on one shard (a task per connection,
+        its stream closed when the handler returns, handler errors logged)."""
+        listeners = await self.open_tcp_listeners(port, host=host, backlog=backlog)
+        await serve_listeners(
+            handler, listeners, handler_nursery=handler_nursery, task_status=task_status
+        )
+
+    async def open_udp_socket(
+        self, host: str | None = None, port: int = 0, *, receive_queue: int = DEFAULT_RECEIVE_QUEUE
+    ) -> NativeUDPSocket:
+        """Bind ``port`` (0: an ephemeral one) for UDP; ``host``, if given,
+        must be the stack's address. ``receive_queue`` datagrams are held
+        for the reader before new ones are dropped."""
+        await lowlevel.checkpoint()
+        self._check_open()
+        if host is not None and host not in ("", "0.0.0.0") and _address(host) != self._address:
+            raise OSError(
+                99, f"cannot bind {host}: the stack's address is {format_address(self._address)}"
+            )
+        port = _port(port)
+        if port == 0:
+            port = self._free_port(lambda p: p in self._udp)
+        elif port in self._udp:
+            raise OSError(98, f"UDP port {port} is already bound on this stack")
+        sock = NativeUDPSocket(self, port, receive_queue)
+        self._udp[port] = sock
+        return sock
+
+    def capture(self, path: str | os.PathLike[str]) -> PcapWriter:
+        """Record every frame the stack sends and receives from now on in the
+        pcap file ``path`` (readable by tcpdump and Wireshark). Stop with the
+        writer's ``detach()`` or ``close()``; under a MockClock with a seed,
+        the same run gives the same file byte for byte."""
+        self._check_open()
+        writer = PcapWriter(self._device, path)
+        self._waiter.close()
+        self._device = writer
+        self._waiter = DeviceWaiter(writer)
+        self._waiter.wake()
+        return writer
+
+    def statistics(self) -> StackStatistics:
+        """Connections by state, the pump's and the interface's figures."""
+        states: dict[str, int] = {}
+        for stream in self._connections.values():
+            name = stream._tcp.state.name
+            states[name] = states.get(name, 0) + 1
+        device_statistics = getattr(self._device, "statistics", None)
+        return StackStatistics(
+            address=format_address(self._address),
+            connections=states,
+            listeners=len(self._listeners),
+            udp_sockets=len(self._udp),
+            tcp_closed_port=self._tcp_closed_port,
+            udp_closed_port=self._udp_closed_port,
+            passes=self._passes,
+            frames_received=self._frames_in,
+            frames_transmitted=self._frames_out,
+            internal_errors=self._internal_errors,
+            interface=self._iface.statistics(),
+            device=None if device_statistics is None else device_statistics(),
+        )
+
+    def close(self) -> None:
+        """Stop the stack: every connection is reset, every socket closed,
+        the pump ends. Done by itself when the run ends."""
+        if not self._closed:
+            self._closed = True
+            self._waiter.wake()
+
+    def _shut_down(self) -> None:
+        # The run is ending (or close() was called): reset every connection,
+        # tell the peers (one last flush sends the RSTs), wake every waiter.
+        self._closed = True
+        now = shardio.current_time()
+        for stream in list(self._connections.values()):
+            stream._tcp.abort(now)
+            self._dirty[stream] = None
+        for listener in list(self._listeners.values()):
+            listener._tcp.close(now)
+            self._dirty_listeners[listener._tcp] = None
+        try:
+            self._flush(now)
+        except Exception:
+            LOGGER.exception("%s: the last flush raised", self.name)
+        for listener in list(self._listeners.values()):
+            listener._closed = True
+            listener._acceptors.unpark_all()
+        for sock in list(self._udp.values()):
+            sock.close()
+        self._connections.clear()
+        self._listeners.clear()
+        self._waiter.close()
+        self._device.close()
+
+
+def _address(host: str) -> int:
+    try:
+        return parse_address(host)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"the native stack takes IPv4 addresses in dotted form, like '10.0.0.2', not {host!r} "
+            "(it has no resolver)"
+        ) from None
+
+
+def _port(port: int) -> int:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"a port is an int from 0 to 65535, not {port!r}")
+    return port
