@@ -45,8 +45,9 @@ from shardio_net.native.tcp import (
     TimedOut,
     reset_for,
 )
+from shardio_net.native.tcp.seq import unwrap
 from shardio_net.native.wire.errors import Malformed
-from shardio_net.native.wire.tcp import TcpSegment, parse_tcp, tcp_header
+from shardio_net.native.wire.tcp import ACK, RST, SYN, TcpSegment, parse_tcp, tcp_header
 
 __all__ = ["Endpoint", "Pipe", "drop_data_at"]
 
@@ -182,15 +183,40 @@ class Pipe:
         self.dropped = 0
         self.malformed = 0
         self.delivered = 0
+        #: The right edge of the window each end advertised last (absolute),
+        #: and every time one moved left (RFC 9293 3.8.6: it must not).
+        self._edges: dict[str, int] = {}
+        self._shifts: dict[str, int] = {}
+        self.shrinks: list[tuple[str, float, int]] = []
         self.a.conn = TcpConnection.connect(
             ADDRESS_A, ADDRESS_B, self.config_a, 0.0, self.rng.randrange(2**32)
         )
 
     # -- the link ------------------------------------------------------
 
+    def _watch_window(self, sender: str, segment: TcpSegment) -> None:
+        end = self.a if sender == "a" else self.b
+        if segment.flags & (ACK | SYN | RST) != ACK or end.conn is None:
+            return
+        # The scale is settled by the time a segment without SYN goes out.
+        shift = self._shifts.get(sender)
+        if shift is None:
+            shift = self._shifts[sender] = end.conn.statistics().rcv_wscale
+        edge = segment.ack + (segment.window << shift)
+        previous = self._edges.get(sender)
+        if previous is None:
+            self._edges[sender] = edge
+            return
+        edge = unwrap(edge & 0xFFFF_FFFF, previous)
+        if edge < previous:
+            self.shrinks.append((sender, self.now, previous - edge))
+        else:
+            self._edges[sender] = edge
+
     def _transmit(self, sender: str, segment: TcpSegment, parts: tuple[memoryview, ...]) -> None:
         src, dst = (ADDRESS_A, ADDRESS_B) if sender == "a" else (ADDRESS_B, ADDRESS_A)
         self.transmitted[sender] += 1
+        self._watch_window(sender, segment)
         length = sum(len(part) for part in parts)
         if self.drop is not None and self.drop(sender, segment, length, self.now):
             self.dropped += 1

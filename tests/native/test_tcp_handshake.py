@@ -270,3 +270,47 @@ def test_the_first_script_line_checks_the_handshake_constant() -> None:
     # segment or event unaccounted for.
     Script().run(CONNECT)
     Script(NO_TS).run(CONNECT_PLAIN)
+
+
+def test_shutdown_during_an_active_handshake_sends_fin_right_after_it() -> None:
+    Script(NO_TS).run(
+        """
+        0     connect
+        0     > S 0:0(0) <mss 1460,sackOK,nop,wscale 3>
+        +0    send 100; shutdown
+        +0    state SYN_SENT
+        +0.1  < S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,nop,wscale 7>
+        +0    > FP. 1:101(100) ack 1 win 32768
+        +0    event Connected
+        +0    state FIN_WAIT_1
+        """
+    )
+
+
+def test_shutdown_during_a_passive_handshake_sends_fin_once_it_completes() -> None:
+    Script(NO_TS).run(
+        """
+        0     < S 0:0(0) win 65535 <mss 1460>
+        +0    > S. 0:0(0) ack 1 win 65535 <mss 1460>
+        +0    shutdown
+        +0    state SYN_RECEIVED
+        +0.1  < . 1:1(0) ack 1 win 1000
+        +0    > F. 1:1(0) ack 1 win 65535
+        +0    event Connected
+        +0    state FIN_WAIT_1
+        """
+    )
+
+
+def test_syn_ack_retransmissions_give_up_after_syn_retries() -> None:
+    Script(TcpConfig(timestamps=False, syn_retries=2)).run(
+        """
+        0     < S 0:0(0) win 65535 <mss 1460>
+        +0    > S. 0:0(0) ack 1 win 65535 <mss 1460>
+        1     > S. 0:0(0) ack 1 win 65535 <mss 1460>
+        3     > S. 0:0(0) ack 1 win 65535 <mss 1460>
+        7     event TimedOut no answer to the SYN-ACK after 2 retransmissions
+        +0    event Closed
+        +0    state CLOSED
+        """
+    )

@@ -153,10 +153,13 @@ def test_no_fault_pattern_loses_or_duplicates_a_byte_and_every_connection_ends(
         corrupt=corrupt,
         jitter=jitter,
     ).run(until=7200)
-    # Whatever happened, what arrived is the start of what was sent.
+    # Whatever happened, what arrived is the start of what was sent, no
+    # advertised window ever shrank, and every buffer taken was given back.
     assert data_a.startswith(pipe.b.received)
     assert data_b.startswith(pipe.a.received)
+    assert pipe.shrinks == []
     assert pipe.finished, f"still open after {pipe.now:.0f} s"
+    assert pipe.a.released == pipe.a.sent and pipe.b.released == pipe.b.sent
     if pipe.a.error is None and pipe.b.error is None:
         assert pipe.b.received == data_a and pipe.a.received == data_b
         assert pipe.a.eof and (pipe.b.eof or pipe.b.conn is None)

@@ -56,6 +56,11 @@ class SendQueue:
         self._starts.append(self.end)
         self.end += len(view)
 
+    def buffer_at(self, seq: int) -> tuple[memoryview, int]:
+        """The held view containing the byte ``seq``, and the number of its first byte."""
+        i = bisect_right(self._starts, seq, self._first) - 1
+        return self._views[i], self._starts[i]
+
     def slices(self, seq: int, length: int) -> tuple[memoryview, ...]:
         """The payload for ``[seq, seq + length)``: slices of the held views.
 

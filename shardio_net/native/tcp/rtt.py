@@ -58,15 +58,14 @@ class RttEstimator:
     measured: bool = False
     #: How many times the RTO doubled since the last valid sample.
     backoff: int = 0
+    #: The current retransmission timeout, backoff included (kept up to date
+    #: by every change, since the connection reads it on every ACK).
+    rto: float = attrs.field(init=False)
     _base: float = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._base = min(max(self.initial_rto, self.min_rto), self.max_rto)
-
-    @property
-    def rto(self) -> float:
-        """The current retransmission timeout, backoff included."""
-        return min(self._base * (1 << self.backoff), self.max_rto)
+        self.rto = self._base
 
     def sample(self, rtt: float) -> None:
         """Take a valid RTT measurement (seconds); clears the backoff."""
@@ -80,13 +79,14 @@ class RttEstimator:
             self.rttvar = rtt / 2
             self.measured = True
         base = self.srtt + max(GRANULARITY, 4.0 * self.rttvar, self.min_rto)
-        self._base = min(base, self.max_rto)
+        self._base = self.rto = min(base, self.max_rto)
         self.backoff = 0
 
     def back_off(self) -> None:
         """The timer expired: double the RTO (up to ``max_rto``)."""
         if self._base * (1 << self.backoff) < self.max_rto:
             self.backoff += 1
+        self.rto = min(self._base * (1 << self.backoff), self.max_rto)
 
     def syn_was_retransmitted(self) -> None:
         """The handshake needed a retransmission: if nothing was measured,
@@ -94,3 +94,4 @@ class RttEstimator:
         self.backoff = 0
         if not self.measured:
             self._base = min(max(self._base, SYN_FALLBACK_RTO), self.max_rto)
+        self.rto = self._base
