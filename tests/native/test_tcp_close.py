@@ -286,3 +286,17 @@ def test_time_wait_judges_a_new_syn_by_its_timestamp_when_there_are_timestamps()
     # An old sequence number but a newer timestamp: a new incarnation (RFC 6191).
     assert conn.time_wait_accepts(segment(SYN, PEER_ISN, timestamp=(900, 0)))
     assert not conn.time_wait_accepts(segment(SYN, PEER_ISN + 100_000, timestamp=(700, 0)))
+
+
+def test_data_after_the_peers_fin_is_ignored() -> None:
+    Script(NO_TS).run(
+        CONNECT_PLAIN
+        + """
+        +0.1  < F. 1:1(0) ack 1 win 1000
+        +0    > . 1:1(0) ack 2 win 32768
+        +0    event EndOfStream
+        +0    state CLOSE_WAIT
+        +0.1  < P. 2:102(100) ack 1 win 1000
+        +0    check s.bytes_received == 0
+        """
+    )

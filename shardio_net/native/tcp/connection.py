@@ -204,6 +204,8 @@ _RECOVERY_NAMES = ("open", "recovery", "loss")
 _SENDING = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
 # States in which received data is accepted.
 _RECEIVING = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+# States in which header prediction may apply (see on_segment).
+_PREDICTED = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT))
 
 
 class TcpStateError(RuntimeError):
@@ -1348,18 +1350,20 @@ class TcpConnection:
         """Process a segment from the peer (RFC 9293 3.10.7).
 
         Hot path. Header prediction first (Van Jacobson's, as Linux's
-        tcp_rcv_established has it): in ESTABLISHED, a segment with only ACK
-        set, at exactly RCV.NXT, acknowledging within what we sent, without
-        SACK blocks, with an in-order timestamp, while nothing waits for
-        reassembly and no loss is being recovered, is the common case of a
-        bulk transfer -- the next data segment, or the ACK of ours -- and takes
-        a straight path that skips every check it cannot fail. Anything else
-        goes through all of RFC 9293's steps.
+        tcp_rcv_established has it): in ESTABLISHED -- or half-closed:
+        FIN_WAIT_1 unless the segment acknowledges our FIN (a change of
+        state), FIN_WAIT_2, and CLOSE_WAIT for ACKs only -- a segment with
+        only ACK set, at exactly RCV.NXT, acknowledging within
+        what we sent, without SACK blocks, with an in-order timestamp, while
+        nothing waits for reassembly and no loss is being recovered, is the
+        common case of a bulk transfer -- the next data segment, or the ACK of
+        ours -- and takes a straight path that skips every check it cannot
+        fail. Anything else goes through all of RFC 9293's steps.
         """
         self._segments_received += 1
         state = self._state
         if (
-            state == ESTABLISHED
+            state in _PREDICTED
             and segment.flags & _CONTROL == _ACK
             and not segment.sack_blocks
             and self._recovery == _OPEN
@@ -1385,7 +1389,12 @@ class TcpConnection:
                 ack = snd_una + ((segment.ack - snd_una + _HALF) & _MASK) - _HALF
                 payload = segment.payload
                 plen = len(payload)
-                if snd_una <= ack <= self._snd_nxt and rcv_nxt + plen <= self._rcv_adv:
+                if (
+                    snd_una <= ack <= self._snd_nxt
+                    and rcv_nxt + plen <= self._rcv_adv
+                    and not (plen and state == CLOSE_WAIT)
+                    and not (state == FIN_WAIT_1 and ack > self._fin_seq)
+                ):
                     self._fast_path(segment, now, rcv_nxt, ack, payload, plen, tsecr)
                     return
         if state >= SYN_RECEIVED:
