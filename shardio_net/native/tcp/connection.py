@@ -223,6 +223,7 @@ class TcpStatistics:
     rttvar: float
     rto: float
     cwnd: int
+    #: -1 until the first congestion event (ssthresh starts "arbitrarily high").
     ssthresh: int
     congestion_control: str
     #: Largest payload we send per segment, and largest seen from the peer.
