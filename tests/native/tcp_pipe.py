@@ -21,8 +21,10 @@ to measure the state machine alone.
 Each end runs a small application: it sends ``data`` (a memoryview, in
 buffers of ``write_size`` bytes -- slices, no copies) as fast as
 ``send_space`` allows, then ``shutdown_write``; it consumes whatever arrives
-at once (hashing it, and keeping it if asked), and answers segments for a
-connection that has ended with a RST, as a stack would.
+at once (hashing it, and keeping it if asked) -- except during ``stall``, a
+(start, end) span of simulated time when ``b``'s application reads nothing
+and its window closes -- and segments for a connection that has ended are
+answered with a RST, as a stack would.
 """
 
 from __future__ import annotations
@@ -72,8 +74,18 @@ def drop_data_at(*times: float) -> Callable[[str, TcpSegment, int, float], bool]
 class Endpoint:
     """One end's application: what it sends, what it received, how it ended."""
 
-    def __init__(self, name: str, data: bytes, write_size: int, keep: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        data: bytes,
+        write_size: int,
+        keep: bool,
+        stall: tuple[float, float] | None = None,
+    ) -> None:
         self.name = name
+        #: A span of time in which the application reads nothing.
+        self.stall = stall
+        self.unconsumed = 0
         self.data = memoryview(data)
         self.write_size = write_size
         self.sent = 0
@@ -104,7 +116,7 @@ class Endpoint:
                     if self.keep:
                         self.received += view
                 self.received_bytes += event.nbytes
-                conn.consumed(event.nbytes)
+                self.unconsumed += event.nbytes
             elif isinstance(event, EndOfStream):
                 self.eof = True
             elif isinstance(event, BuffersReleased):
@@ -113,6 +125,10 @@ class Endpoint:
                 self.error = event.reason
             elif isinstance(event, Closed):
                 self.closed = True
+        stalled = self.stall is not None and self.stall[0] <= now < self.stall[1]
+        if self.unconsumed and not stalled and conn.state != TcpState.CLOSED:
+            conn.consumed(self.unconsumed)
+            self.unconsumed = 0
         state = conn.state
         if self.shut or state not in (
             TcpState.SYN_SENT,
@@ -146,6 +162,7 @@ class Pipe:
         data_b: bytes = b"",
         write_size: int = 65536,
         keep: bool = False,
+        stall: tuple[float, float] | None = None,
         seed: int = 0,
         loss: float = 0.0,
         duplicate: float = 0.0,
@@ -173,7 +190,7 @@ class Pipe:
         self.wire = wire
         self.now = 0.0
         self.a = Endpoint("a", data_a, write_size, keep)
-        self.b = Endpoint("b", data_b, write_size, keep)
+        self.b = Endpoint("b", data_b, write_size, keep, stall)
         # Arrivals: (time, order, destination name, wire bytes or segment).
         self._arrivals: list[tuple[float, int, str, object]] = []
         self._order = 0
@@ -323,6 +340,9 @@ class Pipe:
 
     def next_time(self) -> float:
         times = [self._arrivals[0][0]] if self._arrivals else []
+        stall = self.b.stall
+        if stall is not None and self.now < stall[1] and self.b.unconsumed:
+            times.append(stall[1])  # the application wakes up and reads
         for end in (self.a, self.b):
             if end.conn is not None:
                 times.append(end.conn.next_deadline())

@@ -64,6 +64,19 @@ def test_a_clean_link_needs_no_retransmission_and_releases_every_buffer() -> Non
     assert pipe.a.conn is not None and pipe.a.conn.statistics().retransmits == 0
 
 
+def test_a_reader_that_stops_for_ten_seconds_gets_every_byte_when_it_resumes() -> None:
+    data = _data(MIB, 8)
+    config = TcpConfig(time_wait=1.0, receive_buffer=65536)
+    pipe = Pipe(config, data_a=data, stall=(0.05, 10.0), keep=True).run()
+    assert pipe.finished and pipe.a.error is None
+    assert pipe.b.received == data
+    assert pipe.a.conn is not None
+    stats = pipe.a.conn.statistics()
+    # The window shut, the sender probed it with backoff, and resumed.
+    assert 3 <= stats.zero_window_probes <= 8 and stats.timeouts == 0
+    assert 10.0 < pipe.now < 12.0
+
+
 def test_the_same_seed_gives_the_same_run() -> None:
     def run() -> tuple[float, dict[str, int], int]:
         pipe = Pipe(
@@ -102,6 +115,7 @@ def test_the_same_seed_gives_the_same_run() -> None:
     delayed_ack=st.sampled_from([0.0, 0.04]),
     receive_buffer=st.sampled_from([3000, 20_000, 262_144]),
     max_out_of_order=st.sampled_from([0, 3, 1024]),
+    stall=st.one_of(st.none(), st.tuples(st.floats(0, 1), st.floats(0.1, 30))),
 )
 def test_no_fault_pattern_loses_or_duplicates_a_byte_and_every_connection_ends(
     seed: int,
@@ -121,6 +135,7 @@ def test_no_fault_pattern_loses_or_duplicates_a_byte_and_every_connection_ends(
     delayed_ack: float,
     receive_buffer: int,
     max_out_of_order: int,
+    stall: tuple[float, float] | None,
 ) -> None:
     config = TcpConfig(
         sack=sack,
@@ -152,7 +167,9 @@ def test_no_fault_pattern_loses_or_duplicates_a_byte_and_every_connection_ends(
         reorder=reorder,
         corrupt=corrupt,
         jitter=jitter,
+        stall=None if stall is None else (stall[0], stall[0] + stall[1]),
     ).run(until=7200)
+    # (During a stall b's window shuts: a probes it, and resumes when b reads.)
     # Whatever happened, what arrived is the start of what was sent, no
     # advertised window ever shrank, and every buffer taken was given back.
     assert data_a.startswith(pipe.b.received)

@@ -65,13 +65,17 @@ and ``rcv_nxt`` only grow, and wire values are unwrapped against them on
 arrival. Incoming segments go through RFC 9293 3.10.7's checks in order --
 PAWS, sequence acceptability, RST (with RFC 5961's exact-match rule and
 challenge ACKs), SYN (challenge ACK), ACK (RFC 5961's acceptable range),
-data, FIN.
+data, FIN -- except the predicted ones (see ``on_segment``), which take a
+straight path. Acceptability is Linux's test rather than RFC 9293's four
+cases, whose letter deadlocks two peers with full windows (see
+``_on_synchronized``); a RST in CLOSING or LAST_ACK is reported as a reset,
+as Linux does, since data or our FIN may be unacknowledged.
 
 Loss recovery is one mechanism with three modes (``_recovery``):
 
 * open -- sending new data while the pipe is below ``cwnd`` (the pipe is
-  FlightSize less SACKed bytes, or less two segments per duplicate ACK
-  without SACK: limited transmit, RFC 3042);
+  FlightSize less SACKed bytes, or without SACK less one segment per
+  duplicate ACK, up to two: limited transmit, RFC 3042);
 * fast recovery -- entered on the third duplicate ACK, or with SACK when
   RFC 6675's IsLost holds for the first unacknowledged byte. With SACK it is
   RFC 6675: the pipe is estimated, holes below the *lost edge* (the highest
@@ -837,8 +841,6 @@ class TcpConnection:
         fin_queued = self._fin_queued
         recovery = self._recovery
         if recovery == _OPEN and snd_nxt >= sq_end + fin_queued:
-            return False
-        if self._state == SYN_RECEIVED:
             return False
         mss = self._snd_mss
         sack_ok = self._sack_ok
