@@ -35,9 +35,46 @@ and lets the home *move*: when the last receive end is passed to another
 shard, the old home packs the channel's state into it and becomes a
 forwarder; messages still arriving there are forwarded, and their senders
 told where the channel went. A send end that moves from shard X to shard Y
-carries a *barrier* -- "X's stream up to seq k" -- and the first message Y
+carries *barriers* -- "X's stream up to seq k" -- and the first message Y
 sends for the channel is held at the home until X's stream got that far, so
-values sent through one end keep their order across its moves.
+values sent through one end keep their order across its moves. On the home
+itself an arriving end keeps its barriers and waits for them locally.
+
+Moving, and the places nothing may keep
+---------------------------------------
+A move takes effect once the whole pickle that carries the end succeeded
+(``register_move``), at once and in full. After it, nothing on the old shard
+may act on the old place of the channel, and nothing the old place still
+waited for may be forgotten:
+
+* **An operation never keeps a side across a wait.** A send that waited for
+  a barrier looks the channel up again when it wakes (it may have left, or
+  come back); one blocked in the home's queue of senders is turned into a
+  request to the new home by the move itself.
+* **What the home's own ends still waited for goes into this shard's
+  stream.** A moving home wakes the sends that wait for a barrier (they go
+  out as a sender's would), posts the closes it held back as ``_CLOSE``, and
+  hands the barriers its ends still had to this shard's next message.
+  Barriers a sending shard had not yet sent on become local barriers when the
+  channel arrives there, and a send end leaving the home takes along the
+  barriers still pending there.
+* **Nothing is refused for being early.** A receive end moves whatever its
+  shard is waiting for, so an end returned by a call is never dropped half
+  way; only a second receive clone still open (the buffer has one owner) or
+  a buffered value that cannot be pickled refuse the move, with a
+  ``TypeError`` raised while pickling: nothing moved, the end stays usable.
+
+Values that cannot be rebuilt
+-----------------------------
+A value crosses shards pickled on its own, so that it can fail alone. Where
+it is rebuilt -- the home, for a sent value; the new home, for a value in a
+moving buffer -- any exception raised by the user's unpickling code, of any
+kind (``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` included:
+the code is the user's, and the shard must go on), is kept in the value's
+place: the ``receive`` that takes that place raises
+:class:`BrokenResourceError`, with the error as its ``__cause__``; the send
+itself had succeeded. Channel ends already rebuilt inside that value are
+closed, so nothing waits on an end nobody holds.
 
 Ends and closing
 ----------------
@@ -50,15 +87,23 @@ receive end closed drops the buffer, fails waiting senders with
 sends fail too (a send already queued on another shard at that moment is
 dropped at the home: messages cross shards asynchronously).
 
-A shard that dies takes its side with it: sends and receives that wait on
-it fail with :class:`ShardCrashed`, and the run ends with it.
+Crashes
+-------
+A shard that dies ends the run, and may take with it messages forwarded
+through it, or a receive end on its way to it. So when a shard learns of a
+crash, every send of its own that waits for an answer from a home elsewhere
+fails with :class:`ShardCrashed` -- whatever shard that home is on: the
+answer may never come -- and so does every later send that would have to
+wait for one. Sends to a home on the dead shard fail at once. Everything
+else waiting on a channel is cancelled as the run stops.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar
 
@@ -73,7 +118,7 @@ from ._exceptions import (
     WouldBlock,
 )
 from ._messenger import message_handler
-from ._pickling import _fast_dumps, dumps, loads, register_move
+from ._pickling import _fast_dumps, _ShardPickler, dumps, loads, register_move
 from ._run import Task
 from ._shards import ShardState, current_state
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
@@ -185,11 +230,16 @@ class _Home:
         self.wanting_credit: set[int] = set()
         self.receive_closed = False
         self.revoked: set[int] = set()
-        # Local operations that must wait until a stream got far enough.
-        self.barrier_waiters: list[tuple[Barrier, Callable[[], None]]] = []
-        # After the channel came (back) to this shard: the local send ends
-        # must let this shard's earlier stream messages arrive first.
-        self.local_barrier: Barrier | None = None
+        # Local operations that must wait until a stream got far enough: a
+        # task (woken) or a send end whose close is held back (then counted).
+        self.barrier_waiters: list[tuple[Barrier, Task | ShardSendChannel[Any]]] = []
+        # After the channel came (back) to this shard: every local send end
+        # must let this shard's earlier stream messages arrive first, and what
+        # this shard's ends were waiting for before (see _arrive_receive_end).
+        self.local_barriers: list[Barrier] = []
+        # The barriers local send ends arrived with and may still wait for:
+        # if the channel leaves, this shard's stream must respect them.
+        self.end_barriers: list[Barrier] = []
         # Send ends open on this shard (part of open_send, which counts them
         # on every shard): this shard's count, should the channel leave.
         self.local_send_ends = 0
@@ -342,20 +392,32 @@ class _Home:
 
     # -- streams --------------------------------------------------------------------
 
-    def passed(self, barrier: Barrier | None) -> bool:
-        if barrier is None:
-            return True
+    def passed(self, barrier: Barrier) -> bool:
         shard, seq = barrier
         stream = self.streams.get(shard)
         return stream is not None and stream.expected > seq
 
-    async def wait_for(self, barrier: Barrier | None) -> None:
-        """Wait until a stream got past ``barrier``. A cancel point while waiting."""
-        if self.passed(barrier):
-            return
-        assert barrier is not None
+    def local_wait(self) -> Barrier | None:
+        """What every local send end must still wait for (None: nothing)."""
+        for barrier in self.local_barriers:
+            if not self.passed(barrier):
+                return barrier
+        self.local_barriers.clear()
+        return None
+
+    def hold_end(self, barriers: tuple[Barrier, ...]) -> tuple[Barrier, ...]:
+        """A send end arrived here with ``barriers``: the ones it must wait for."""
+        pending = tuple(b for b in barriers if not self.passed(b))
+        if pending:
+            self.end_barriers = [b for b in self.end_barriers if not self.passed(b)]
+            self.end_barriers.extend(pending)
+        return pending
+
+    async def wait_for(self, barrier: Barrier) -> None:
+        """Wait until a stream got past ``barrier``, or the channel left this
+        shard (the caller must look again). A cancel point while waiting."""
         task = current_task()
-        entry = (barrier, lambda: current_runner().reschedule(task))
+        entry: tuple[Barrier, Task | ShardSendChannel[Any]] = (barrier, task)
         self.barrier_waiters.append(entry)
 
         def abort(_: RaiseCancelT) -> Abort:
@@ -363,6 +425,14 @@ class _Home:
             return Abort.SUCCEEDED
 
         await wait_task_rescheduled(abort)
+
+    def close_local_end(self, end: ShardSendChannel[Any]) -> None:
+        """Count a local send end's close once its own earlier messages arrived."""
+        barrier = end._unpassed(self)
+        if barrier is None:
+            self.send_end_closed()
+        else:
+            self.barrier_waiters.append((barrier, end))
 
     def accept(
         self, src: int, seq: int, kind: int, args: tuple[Any, ...], barriers: list[Barrier]
@@ -409,8 +479,11 @@ class _Home:
                 self.barrier_waiters = [
                     (b, w) for b, w in self.barrier_waiters if not self.passed(b)
                 ]
-                for _, wake in ready:
-                    wake()
+                for _, waiter in ready:
+                    if isinstance(waiter, ShardSendChannel):
+                        self.close_local_end(waiter)  # it may have another barrier
+                    else:
+                        current_runner().reschedule(waiter)
 
     def _handle(self, src: int, kind: int, args: tuple[Any, ...]) -> None:
         if kind == _DATA:
@@ -418,12 +491,9 @@ class _Home:
             self._credit_used(src, count)
             if self.receive_closed:
                 return
-            values = loads(blob)
+            values = loads(blob)  # plain values only: see _Outbound.queue
             for index, item_blob in pickled.items():
-                try:
-                    values[index] = loads(item_blob)
-                except Exception as exc:
-                    values[index] = _Undeliverable(src, exc)
+                values[index] = _rebuild(item_blob, src)
             if self.receivers:
                 for value in values:
                     self._deliver(value)
@@ -433,10 +503,7 @@ class _Home:
                     self.peak = len(self.buffer)
         elif kind == _SEND_WAIT:
             req_id, blob = args
-            try:
-                value = loads(blob)
-            except Exception as exc:
-                value = _Undeliverable(src, exc)
+            value = _rebuild(blob, src)
             self.offer(_RemoteSender(src, req_id, value), (src, req_id))
         elif kind == _CANCEL_SEND:
             (req_id,) = args
@@ -474,19 +541,64 @@ class _Home:
 
 
 class _Undeliverable:
-    """Stands in the buffer for a value that could not be unpickled here."""
+    """Stands in the buffer for a value that could not be rebuilt here.
 
-    __slots__ = ("error", "src")
+    It moves with the buffer as its message alone: the error and its
+    traceback belong to the shard where the rebuild failed.
+    """
 
-    def __init__(self, src: int, error: BaseException) -> None:
-        self.src = src
+    __slots__ = ("error", "message")
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        self.message = message
         self.error = error
 
     def raise_(self) -> NoReturn:
-        raise BrokenResourceError(
-            f"a value sent from shard {self.src} could not be unpickled on this shard: "
-            f"{self.error!r}"
-        ) from self.error
+        raise BrokenResourceError(self.message) from self.error
+
+    def __reduce__(self) -> Any:
+        return (_Undeliverable, (self.message,))
+
+
+# The channel ends rebuilt so far by each value being rebuilt (innermost
+# last): closed if that value fails, so that nothing waits on an end that
+# nobody holds.
+_ARRIVING: list[list[_End]] = []
+
+
+def _rebuild(blob: bytes, src: int, moved: bool = False) -> Any:
+    """Unpickle one value; a failure of any kind becomes an _Undeliverable.
+
+    The value's ``__setstate__``/``__reduce__`` code is the user's and may
+    raise anything, ``KeyboardInterrupt`` and ``SystemExit`` included. This
+    runs in a message handler, outside any task: letting that escape would
+    stop the shard's scheduler. It fails this one value instead.
+    """
+    arrived: list[_End] = []
+    _ARRIVING.append(arrived)
+    try:
+        value = loads(blob)
+    except BaseException as exc:
+        _ARRIVING.pop()
+        for end in arrived:
+            end.close()
+        here = current_state().index
+        origin = (
+            f"that moved with the channel from shard {src}" if moved else f"sent from shard {src}"
+        )
+        return _Undeliverable(
+            f"a value {origin} could not be rebuilt (unpickled) on shard {here}: {exc!r}", exc
+        )
+    _ARRIVING.pop()
+    if _ARRIVING:
+        _ARRIVING[-1].extend(arrived)
+    return value
+
+
+def _arrived(end: _End) -> None:
+    """An end was rebuilt here: remember it, should its enclosing value fail."""
+    if _ARRIVING:
+        _ARRIVING[-1].append(end)
 
 
 _StreamEntry = tuple[
@@ -602,13 +714,21 @@ class _Outbound:
         self._req_ids += 1
         return self._req_ids
 
-    def fail_all(self, error: BaseException) -> None:
-        """The home is gone: everything waiting on it fails with ``error``."""
-        self.broken = error
+    def fail_requests(self, crash: ShardCrashed) -> None:
+        """A shard died: every send waiting for an answer fails, each with
+        its own exception."""
+        requests, self.requests = self.requests, {}
         runner = current_runner()
-        for request in self.requests.values():
-            runner.reschedule(request.task, outcome.Error(error))
-        self.requests.clear()
+        for request in requests.values():
+            runner.reschedule(request.task, outcome.Error(_fresh(crash)))
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A new exception like ``error`` (a side's ``broken``), so that two tasks
+    that raise it do not share, and chain, one traceback."""
+    if isinstance(error, ShardCrashed):
+        return ShardCrashed(error.shard, error.exitcode, error.signal)
+    return BrokenResourceError(*error.args)
 
 
 # ---------------------------------------------------------------------------
@@ -666,15 +786,16 @@ class ShardSendChannel(_End, Generic[T]):
     is then closed here.
     """
 
-    __slots__ = ("_barrier", "_cid", "_closed", "_max_buffer_size", "_state")
+    __slots__ = ("_barriers", "_cid", "_closed", "_max_buffer_size", "_state")
 
     def __init__(self, state: ShardState, cid: ChannelId, max_buffer_size: int | float) -> None:
         self._state = state
         self._cid = cid
         self._max_buffer_size = max_buffer_size
         self._closed = False
-        # On the home: local sends wait until this stream position is reached.
-        self._barrier: Barrier | None = None
+        # On the home: this end's sends wait until these stream positions
+        # are reached (its values sent from elsewhere are still on their way).
+        self._barriers: tuple[Barrier, ...] = ()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -684,13 +805,16 @@ class ShardSendChannel(_End, Generic[T]):
         if self._closed:
             raise ClosedResourceError("this send channel was closed (or moved to another shard)")
 
-    def _ready_here(self, home: _Home) -> bool:
-        """May this end act on the home now, without overtaking its own
-        messages still on their way? (See "Order" in the module docs.)"""
-        if home.passed(self._barrier) and home.passed(home.local_barrier):
-            self._barrier = None
-            return True
-        return False
+    def _unpassed(self, home: _Home) -> Barrier | None:
+        """What this end must wait for before it acts on the home, so as not
+        to overtake its own messages still on their way (None: nothing).
+        See "Order" in the module docs."""
+        if self._barriers:
+            for barrier in self._barriers:
+                if not home.passed(barrier):
+                    return barrier
+            self._barriers = ()
+        return home.local_wait()
 
     def send_nowait(self, value: T) -> None:
         """Send without blocking; :class:`WouldBlock` if there is no room now.
@@ -702,7 +826,7 @@ class ShardSendChannel(_End, Generic[T]):
         self._check_open()
         side = _side(self._state, self._cid)
         if isinstance(side, _Home):
-            if not self._ready_here(side):
+            if self._unpassed(side) is not None:
                 raise WouldBlock
             if side.receive_closed:
                 raise BrokenResourceError(_BROKEN_TEXT)
@@ -712,7 +836,7 @@ class ShardSendChannel(_End, Generic[T]):
             return
         assert isinstance(side, _Outbound)
         if side.broken is not None:
-            raise side.broken
+            raise _fresh(side.broken)
         if side.credits < 1:
             side.ask_credit()
             raise WouldBlock
@@ -745,13 +869,21 @@ class ShardSendChannel(_End, Generic[T]):
                 side.queue(value)
             await cancel_shielded_checkpoint()
             return
-        side = _side(self._state, self._cid)
-        if isinstance(side, _Home):
-            await self._send_here(side, value)
-            return
+        while True:
+            side = _side(self._state, self._cid)
+            if not isinstance(side, _Home):
+                break
+            barrier = self._unpassed(side)
+            if barrier is None:
+                await self._send_here(side, value)
+                return
+            # This end's earlier values are still on their way here. The
+            # channel may leave while we wait: look it up again after.
+            await side.wait_for(barrier)
+            self._check_open()
         assert isinstance(side, _Outbound)
         if side.broken is not None:
-            raise side.broken
+            raise _fresh(side.broken)
         if side.credits >= 1:
             side.queue(value)
             await cancel_shielded_checkpoint()
@@ -759,10 +891,6 @@ class ShardSendChannel(_End, Generic[T]):
         await self._send_waiting(side, current_task(), value)
 
     async def _send_here(self, side: _Home, value: T) -> None:
-        while not self._ready_here(side):
-            await side.wait_for(
-                self._barrier if not side.passed(self._barrier) else side.local_barrier
-            )
         if side.receive_closed:
             raise BrokenResourceError(_BROKEN_TEXT)
         if not side.senders and (side.receivers or side.free() > 0):
@@ -784,6 +912,11 @@ class ShardSendChannel(_End, Generic[T]):
             await self._request_answered(result)
 
     async def _send_waiting(self, side: _Outbound, task: Task, value: T) -> None:
+        dead = side.state.dead
+        if dead:
+            # A shard died: the run is ending, and the answer may never come
+            # (see "Crashes" in the module docs).
+            raise _fresh(next(iter(dead.values())))
         try:
             blob = dumps(value)
         except Exception as exc:
@@ -825,7 +958,7 @@ class ShardSendChannel(_End, Generic[T]):
             side.open_here += 1
             side.post(_OPEN, 1)
         end: ShardSendChannel[T] = ShardSendChannel(self._state, self._cid, self._max_buffer_size)
-        end._barrier = self._barrier
+        end._barriers = self._barriers
         return end
 
     def close(self) -> None:
@@ -840,12 +973,6 @@ class ShardSendChannel(_End, Generic[T]):
             side = side.outbound
         if isinstance(side, _Home):
             side.local_send_ends -= 1
-            if not self._ready_here(side):
-                barrier = self._barrier if not side.passed(self._barrier) else side.local_barrier
-                assert barrier is not None
-                side.barrier_waiters.append((barrier, side.send_end_closed))
-            else:
-                side.send_end_closed()
             mine = [
                 key
                 for key, s in side.senders.items()
@@ -855,6 +982,7 @@ class ShardSendChannel(_End, Generic[T]):
                 sender = side.senders.pop(key)
                 assert isinstance(sender, _LocalSender)
                 sender.refused(side, ClosedResourceError("this send channel was closed"))
+            side.close_local_end(self)
         elif isinstance(side, _Outbound):
             side.flush()
             side.open_here -= 1
@@ -892,26 +1020,37 @@ class ShardSendChannel(_End, Generic[T]):
         if self._closed:
             return (_closed_send_end, (self._cid, self._max_buffer_size))
         state = self._state
-        side = _side(state, self._cid)
+        cid = self._cid
+        side = _side(state, cid)
+        barriers: tuple[Barrier, ...]
         if isinstance(side, _Home):
             home = state.index
-            barrier = self._barrier
+            # What this end still had to wait for here, and what every local
+            # end does (this shard's messages from before the channel came).
+            barriers = tuple(
+                b for b in (*self._barriers, *side.local_barriers) if not side.passed(b)
+            )
         else:
             assert isinstance(side, _Outbound)
             home = side.home
-            barrier = (state.index, side.last_seq())
-            if barrier[1] < 0:
-                barrier = self._barrier
+            last = side.last_seq()  # flushes: pending barriers ride on that batch
+            # Barriers that arrived here but are not on any message yet.
+            barriers = tuple(side.barriers)
+            if last >= 0:
+                barriers += ((state.index, last),)
 
         def commit() -> None:
             self._closed = True
-            if isinstance(side, _Outbound):
-                side.open_here -= 1
+            # Where the channel is now: a receive end in the same pickle may
+            # have moved the home away since __reduce__.
+            now = _side(state, cid)
+            if isinstance(now, _Home):
+                now.local_send_ends -= 1
             else:
-                side.local_send_ends -= 1
+                now.open_here -= 1
 
         register_move(self, commit)
-        return (_arrive_send_end, (self._cid, home, self._max_buffer_size, barrier))
+        return (_arrive_send_end, (cid, home, self._max_buffer_size, barriers))
 
 
 class ShardReceiveChannel(_End, Generic[T]):
@@ -1054,11 +1193,6 @@ class ShardReceiveChannel(_End, Generic[T]):
                 "only the last open receive end of a channel can move to another shard (the "
                 "channel's buffer moves with it); close the other receive clones first"
             )
-        if home.barrier_waiters or not home.passed(home.local_barrier):
-            raise TypeError(
-                "a channel's receive end cannot move while a send end that just arrived on "
-                "its shard still waits for its earlier values; try again after a checkpoint"
-            )
         # Senders blocked here become requests to the new home, numbered as
         # this shard's sending side will number them.
         first_request = 1 if home.outbound is None else home.outbound._req_ids + 1
@@ -1079,6 +1213,7 @@ class ShardReceiveChannel(_End, Generic[T]):
                     out.requests[req_id] = request
                     sender.task._abort_func = _request_abort(out, req_id, request)
             _become_forwarder(state, home)
+            _leave_local_waits(state, home, out)
 
         register_move(self, commit)
         return (_arrive_receive_end, (self._cid, state.index, packed))
@@ -1090,28 +1225,81 @@ class ShardReceiveChannel(_End, Generic[T]):
 
 
 def _pack_home(home: _Home, first_request: int) -> tuple[Any, ...]:
-    """The channel's state, to travel with its last receive end."""
-    remote_senders = []
+    """The channel's state, to travel with its last receive end.
+
+    The values -- buffered, and those of blocked senders -- travel each
+    pickled on its own (see _pack_values), so that one that cannot be
+    rebuilt on the new home fails alone there.
+    """
+    senders = []
     req_id = first_request
     for sender in home.senders.values():
         if isinstance(sender, _RemoteSender):
-            remote_senders.append((sender.src, sender.req_id, sender.value))
+            senders.append((sender.src, sender.req_id))
         else:
-            remote_senders.append((home.state.index, req_id, sender.value))
+            senders.append((home.state.index, req_id))
             req_id += 1
     streams = {src: (s.expected, dict(s.held)) for src, s in home.streams.items()}
     return (
         home.max_buffer_size,
-        list(home.buffer),
+        _pack_values(home.buffer, "the channel's buffer holds"),
         home.open_send,
-        remote_senders,
+        senders,
+        _pack_values(
+            [sender.value for sender in home.senders.values()],
+            "a send waiting on the channel holds",
+        ),
         streams,
         dict(home.granted),
         home.reserved,
         set(home.wanting_credit),
+        set(home.revoked),
         set(home.former_homes),
         home.peak,
     )
+
+
+PackedValues = tuple[list[Any], dict[int, bytes]]
+
+
+def _pack_values(values: Iterable[Any], holder: str) -> PackedValues:
+    """Values for the trip: plain ones as they are, the others pickled one by one.
+
+    This runs inside the pickling of the receive end, and pickles with the
+    bare picklers rather than ``dumps``: channel ends inside a value then
+    register their move with the enclosing pickle, so they move if and only
+    if the receive end does.
+    """
+    plain: list[Any] = []
+    blobs: dict[int, bytes] = {}
+    for index, value in enumerate(values):
+        if _plain(value):
+            plain.append(value)
+            continue
+        plain.append(None)
+        try:
+            blobs[index] = _fast_dumps(value, 5)
+            continue
+        except Exception:
+            pass
+        buffer = io.BytesIO()
+        try:
+            _ShardPickler(buffer, protocol=5).dump(value)
+        except Exception as exc:
+            raise TypeError(
+                f"{holder} a {type(value).__name__} that cannot be sent to another shard "
+                f"({exc}); a receive end moves with the channel's buffer: receive the value "
+                "before moving it"
+            ) from exc
+        blobs[index] = buffer.getvalue()
+    return plain, blobs
+
+
+def _unpack_values(packed: PackedValues, old_home: int) -> list[Any]:
+    values, blobs = packed
+    for index, blob in blobs.items():
+        values[index] = _rebuild(blob, old_home, moved=True)
+    return values
 
 
 def _own_outbound(state: ShardState, home: _Home) -> _Outbound:
@@ -1132,6 +1320,28 @@ def _become_forwarder(state: ShardState, home: _Home) -> None:
     state.channels[home.cid] = _Forwarder(out)
 
 
+def _leave_local_waits(state: ShardState, home: _Home, out: _Outbound) -> None:
+    """The channel left: what local operations waited for on the old home now
+    holds this shard's stream instead (see "Moving" in the module docs).
+
+    Barriers on this shard's own stream need nothing: its later messages
+    come after it by their numbers. The others ride on its next message.
+    Sends waiting for a barrier are woken and look the channel up again;
+    closes held back go out as ``_CLOSE``, after those barriers.
+    """
+    here = state.index
+    out.barriers.extend(
+        b for b in (*home.local_barriers, *home.end_barriers) if b[0] != here and not home.passed(b)
+    )
+    waiters, home.barrier_waiters = home.barrier_waiters, []
+    runner = current_runner()
+    for _, waiter in waiters:
+        if isinstance(waiter, ShardSendChannel):
+            out.post(_CLOSE, 1)
+        else:
+            runner.reschedule(waiter)
+
+
 def _arrive_receive_end(
     cid: ChannelId, old_home: int, packed: tuple[Any, ...]
 ) -> ShardReceiveChannel[Any]:
@@ -1140,26 +1350,26 @@ def _arrive_receive_end(
         max_size,
         buffer,
         open_send,
-        remote_senders,
+        senders,
+        sender_values,
         streams,
         granted,
         reserved,
         wanting,
+        revoked,
         former,
         peak,
     ) = packed
     home = _Home(state, cid, max_size)
-    home.buffer.extend(buffer)
     home.open_send = open_send
     home.open_receive = 1
-    for src, req_id, value in remote_senders:
-        home.senders[(src, req_id)] = _RemoteSender(src, req_id, value)
     for src, (expected, held) in streams.items():
         stream = home.streams[src] = _Stream(expected)
         stream.held.update(held)
     home.granted.update(granted)
     home.reserved = reserved
     home.wanting_credit.update(wanting)
+    home.revoked.update(revoked)
     home.former_homes.update(former)
     home.peak = peak
     if old_home != state.index:
@@ -1169,18 +1379,29 @@ def _arrive_receive_end(
     outbound = previous.outbound if isinstance(previous, _Forwarder) else previous
     if isinstance(outbound, _Outbound):
         # What this shard sent as a remote sender must arrive before its
-        # next, now local, sends.
+        # next, now local, sends; and what its ends were waiting for but
+        # had not sent on yet holds them too.
         outbound.flush()
         home.outbound = outbound
         home.local_send_ends = outbound.open_here
         if outbound.seq:
-            home.local_barrier = (state.index, outbound.seq - 1)
+            home.local_barriers.append((state.index, outbound.seq - 1))
+        home.local_barriers.extend(outbound.barriers)
+        outbound.barriers = []
+    # The values, rebuilt one by one once the home is in place (a value may
+    # hold an end of this very channel); before anything queued here, which
+    # was sent after them.
+    home.buffer.extend(_unpack_values(buffer, old_home))
+    for (src, req_id), value in zip(senders, _unpack_values(sender_values, old_home), strict=True):
+        home.senders[(src, req_id)] = _RemoteSender(src, req_id, value)
     if isinstance(previous, _Forwarder):
         # It came back: what waited in the forwarder is ours to process.
         for entry in previous.queue:
             _deliver_stream(state, cid, *entry)
     state.post(old_home, _claim, cid, state.index)
-    return ShardReceiveChannel(state, cid, max_size, home)
+    end: ShardReceiveChannel[Any] = ShardReceiveChannel(state, cid, max_size, home)
+    _arrived(end)
+    return end
 
 
 def _closed_receive_end(cid: ChannelId, max_size: int | float) -> ShardReceiveChannel[Any]:
@@ -1194,21 +1415,22 @@ def _closed_send_end(cid: ChannelId, max_size: int | float) -> ShardSendChannel[
 
 
 def _arrive_send_end(
-    cid: ChannelId, home: int, max_size: int | float, barrier: Barrier | None
+    cid: ChannelId, home: int, max_size: int | float, barriers: tuple[Barrier, ...]
 ) -> ShardSendChannel[Any]:
     state = current_state()
     end: ShardSendChannel[Any] = ShardSendChannel(state, cid, max_size)
     side = state.channels.get(cid)
     if isinstance(side, _Home):
         side.local_send_ends += 1
-        end._barrier = barrier
-        return end
-    out = _outbound(state, cid, home, max_size)
-    out.open_here += 1
-    if barrier is not None and barrier[0] != state.index:
-        out.barriers.append(barrier)
-    if out.credits < 1:
-        out.ask_credit()
+        end._barriers = side.hold_end(barriers)
+    else:
+        out = _outbound(state, cid, home, max_size)
+        out.open_here += 1
+        # This shard's own stream is in order by itself.
+        out.barriers.extend(b for b in barriers if b[0] != state.index)
+        if out.credits < 1:
+            out.ask_credit()
+    _arrived(end)
     return end
 
 
@@ -1283,6 +1505,10 @@ def _new_home(cid: ChannelId, home: int) -> None:
     out = _outbound_side(cid)
     if out is not None:
         out.home = home
+        crash = current_state().dead.get(home)
+        if crash is not None:
+            out.broken = crash
+            out.credits = 0
 
 
 @message_handler
@@ -1368,11 +1594,22 @@ def _channel_finished(cid: ChannelId) -> None:
 
 
 def peer_crashed(state: ShardState, crash: ShardCrashed) -> None:
-    """Fail what waits on a channel whose home was on the dead shard."""
+    """A shard died, and the run ends: nothing may wait for an answer.
+
+    Every send of this shard that waits for one fails, whatever shard the
+    channel's home is on: the answer may have to come through the dead shard
+    (a forwarder there), or from it (the receive end may have been on its
+    way there). Later sends that would wait fail at once (_send_waiting);
+    sends to a home on the dead shard fail, credit or not.
+    """
     for side in list(state.channels.values()):
         out = side if isinstance(side, _Outbound) else side.outbound
-        if out is not None and out.home == crash.shard:
-            out.fail_all(crash)
+        if out is None:
+            continue
+        if out.home == crash.shard:
+            out.broken = crash
+            out.credits = 0
+        out.fail_requests(crash)
 
 
 # ---------------------------------------------------------------------------
