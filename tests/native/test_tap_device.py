@@ -317,6 +317,19 @@ async def test_frames_cross_both_ways_and_a_readable_queue_wakes_the_waiter(
     assert statistics.dropped_send_error == 0
 
 
+async def test_a_frame_sent_while_the_link_is_down_is_counted_not_raised() -> None:
+    device = TapDevice("tap0")  # made, and down until someone brings it up
+    frame = [b"\xff" * 6 + device.mac + b"\x08\x06", bytes(28)]
+    device.transmit([frame, frame], shardio.current_time())
+    statistics = device.statistics()
+    assert (statistics.frames_sent, statistics.dropped_send_error) == (0, 2)
+    assert statistics.last_error is not None
+    assert "ip link set tap0 up" in statistics.last_error
+    configure_kernel_side("tap0")
+    device.transmit([frame], shardio.current_time())
+    assert device.statistics().frames_sent == 1
+
+
 async def test_receive_stops_at_its_budget_and_says_frames_wait() -> None:
     device = TapDevice("tap0", receive_budget=4)
     configure_kernel_side("tap0")

@@ -103,7 +103,11 @@ past the header. When the budget stops it, ``next_deadline()`` is ``-inf``
 other tasks run. ``transmit(frames, now)`` is one ``os.writev`` per frame
 -- the header and the frame's parts, never joined -- since a TAP fd takes
 one frame per write. The kernel copies the parts before ``writev`` returns,
-so nothing is held after ``transmit``.
+so nothing is held after ``transmit``. A C loop of ``writev`` calls over the
+whole batch, in one cffi call, was measured against it and lost (110,000
+against 210,000 to 440,000 frames a second, ``tests/native/tap_bench.py``):
+building its iovecs with ``ffi.from_buffer`` costs more than ``writev``'s
+own handling of its arguments.
 
 Waking
 ------
@@ -115,7 +119,8 @@ calls back here, which marks frames as waiting (``next_deadline()`` becomes
 the stack. No task of its own, and no system call per wake-up: a task
 looping on ``lowlevel.wait_readable(fd)`` would cost a task switch and an
 ``epoll_ctl`` to re-arm its one-shot registration each time, and would
-have to wait for the stack to empty the queue before waiting again.
+have to wait for the stack to empty the queue before waiting again (it
+made 17 % fewer UDP round trips with the kernel, measured).
 While frames wait unread the fd stays readable, and each poll of the
 scheduler calls back again: cheap, and the stack is runnable then anyway.
 ``set_waker(None)`` and ``close()`` unregister it.
