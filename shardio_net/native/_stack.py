@@ -31,9 +31,21 @@ wakes the pump, which sends what every task queued since the last pass.
 Timers
 ------
 One deadline per stack, not a task or a timer per connection: a heap of
-(deadline, sequence, stream), each connection's entry pushed when a flush
-finds its ``next_deadline()`` moved, stale entries skipped as they come up
-(the stream remembers which deadline is current). The pump sleeps until the
+(deadline, sequence, stream). A connection's deadline moves at almost every
+segment -- the retransmission timer is armed when data leaves and cleared or
+pushed back by each ACK, the delayed-ACK timer armed and cleared -- so the
+heap is kept *lazily*: a flush pushes an entry only when the connection's
+``next_deadline()`` is *earlier* than the entry it has in the heap
+(``stream.timer``; ``inf``: none). A deadline that moved later, or went
+away, costs nothing then; when the entry comes up, the pump asks the
+connection again, and re-arms it at its real deadline if that is still to
+come instead of calling ``on_timer`` (as Linux's keepalive timer, which
+segments do not move: when it fires it checks how long the connection has
+really been idle, and re-arms for the rest). An entry superseded by an
+earlier one is skipped when it comes up (its deadline is not
+``stream.timer``). So a request/response connection pushes about one entry
+per retransmission timeout instead of several per exchange, and the pump
+wakes at most once per such entry for nothing. The pump sleeps until the
 heap's top, the interface's deadline, or the device's.
 
 Nothing a peer sends raises out of here: malformed frames are counted by
@@ -278,9 +290,18 @@ class NativeStack:
         while timers and timers[0][0] <= now:
             deadline, _, stream = heapq.heappop(timers)
             if stream.timer != deadline or stream._forgotten:
-                continue  # a stale entry: the deadline moved since
+                continue  # superseded by an earlier entry, or the connection is gone
             stream.timer = math.inf
-            stream._tcp.on_timer(now)
+            tcp = stream._tcp
+            due = tcp.next_deadline()
+            if due > now:
+                # The deadline moved later since the entry was pushed (or
+                # went away): re-arm it there, nothing runs now.
+                if due != math.inf:
+                    stream.timer = due
+                    heapq.heappush(timers, (due, next(self._timer_seq), stream))
+                continue
+            tcp.on_timer(now)
             dirty[stream] = None
 
     def _flush(self, now: float) -> None:
@@ -303,10 +324,9 @@ class NativeStack:
                     stream._on_events(events)
                 if not stream._forgotten:
                     deadline = tcp.next_deadline()
-                    if deadline != stream.timer:
+                    if deadline < stream.timer:  # earlier than its entry: push (see Timers)
                         stream.timer = deadline
-                        if deadline != math.inf:
-                            heapq.heappush(self._timers, (deadline, next(self._timer_seq), stream))
+                        heapq.heappush(self._timers, (deadline, next(self._timer_seq), stream))
         frames = self._iface.frames()
         if frames:
             self._frames_out += len(frames)
