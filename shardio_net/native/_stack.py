@@ -134,8 +134,8 @@ class NativeStack:
     Must be made inside a run: it starts its pump as a system task of the
     current shard, and lives as long as the run (or until :meth:`close`).
     ``prefix_length`` and ``gateway`` describe the one subnet and the way
-    out of it; ``tcp`` is the configuration of every connection (MTU taken
-    from the device unless given); ``seed`` makes the stack deterministic
+    out of it; ``tcp`` is the configuration of every connection (its MTU
+    lowered to the device's if it is larger); ``seed`` makes the stack deterministic
     (its ISN secret and its choice of ephemeral ports), for simulations.
     """
 
@@ -167,7 +167,12 @@ class NativeStack:
             ),
             now,
         )
-        self._tcp_config = tcp if tcp is not None else TcpConfig(mtu=device.mtu)
+        tcp_config = tcp if tcp is not None else TcpConfig(mtu=device.mtu)
+        if tcp_config.mtu > device.mtu:
+            # A segment sized for a wider MTU could never leave (DF is set,
+            # so the interface drops it): the device bounds the MSS.
+            tcp_config = attrs.evolve(tcp_config, mtu=device.mtu)
+        self._tcp_config = tcp_config
         rng = random.Random(seed) if seed is not None else None
         secret = rng.randbytes(32) if rng is not None else os.urandom(32)
         self._isn = IsnGenerator(secret)
