@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -345,3 +346,43 @@ async def test_statistics_on_a_former_home_count_its_own_send_ends() -> None:
         other.close()
         assert send.statistics().open_send_channels == 1
         send.close()
+
+
+async def test_a_second_ctrl_c_never_lands_inside_a_channel_operation() -> None:
+    # Ask, on every line the ends' methods run, what the SIGINT handler asks
+    # about the frame it interrupts: would a KeyboardInterrupt be held back?
+    from shardio._core._ki import ki_protection_enabled
+
+    methods = [
+        *(getattr(shardio.ShardSendChannel, name) for name in ("send", "send_nowait", "close")),
+        *(
+            getattr(shardio.ShardReceiveChannel, name)
+            for name in ("receive", "receive_nowait", "__anext__", "close")
+        ),
+    ]
+    watched = {method.__code__ for method in methods}
+    verdicts: list[bool] = []
+
+    def on_line(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            verdicts.append(ki_protection_enabled(frame))
+        return on_line
+
+    def on_call(frame: Any, event: str, arg: Any) -> Any:
+        return on_line if frame.f_code in watched else None
+
+    send, receive = shardio.open_channel(4)
+    sys.settrace(on_call)
+    try:
+        async with shardio.open_nursery() as nursery:
+            nursery.start_soon(produce, send.clone(), list(range(20)), shard=1)
+            await send.send(-1)
+            send.send_nowait(-2)
+            send.close()
+            values = [await receive.receive(), receive.receive_nowait()]
+            values += [value async for value in receive]
+    finally:
+        sys.settrace(None)
+    assert sorted(values) == [-2, -1, *range(20)]
+    assert verdicts
+    assert all(verdicts)

@@ -234,20 +234,18 @@ THIRD_SHARD_SENDER_SCENARIO = """
             pass
 
     async def send_until_it_fails(send):
-        try:
-            while True:
-                await send.send("x")
-        except shardio.ShardCrashed as exc:
-            return f"the sends on shard 2 failed: {exc}"
+        # Shielded: the run's stop must not end these sends; the crash must.
+        with shardio.CancelScope(shield=True):
+            try:
+                while True:
+                    await send.send("x")
+            except shardio.ShardCrashed as exc:
+                print("the sends on shard 2 failed:", exc, flush=True)
 
     async def main():
         send, receive = shardio.open_channel(0)
         async with shardio.open_nursery() as nursery:
-
-            async def sender():
-                print(await shardio.run_on(2, send_until_it_fails, send), flush=True)
-
-            nursery.start_soon(sender)
+            nursery.start_soon(shardio.run_on, 2, send_until_it_fails, send)
             assert await receive.receive() == "x"
             # Shard 2's next send waits at shard 0, or in the forwarder
             # shard 0 becomes, for a receive end that never arrives.
@@ -263,5 +261,6 @@ THIRD_SHARD_SENDER_SCENARIO = """
 
 def test_a_send_from_a_third_shard_fails_when_the_receive_end_dies_on_its_way() -> None:
     out = run_scenario(THIRD_SHARD_SENDER_SCENARIO)
-    assert "the sends on shard 2 failed: shard 1 exited with code 3" in out.splitlines(), out
-    assert "run raised ShardCrashed: shard 1 exited with code 3" in out.splitlines(), out
+    lines = out.splitlines()
+    assert "the sends on shard 2 failed: shard 1 exited with code 3" in lines, out
+    assert "run raised ShardCrashed: shard 1 exited with code 3" in lines, out

@@ -87,6 +87,10 @@ receive end closed drops the buffer, fails waiting senders with
 sends fail too (a send already queued on another shard at that moment is
 dropped at the home: messages cross shards asynchronously).
 
+The ends' methods are marked ``enable_ki_protection`` (see ``_ki.py``): a
+second Ctrl-C never stops one halfway through an update of its channel. The
+message handlers run under the scheduler, which is protected too.
+
 Crashes
 -------
 A shard that dies ends the run, and may take with it messages forwarded
@@ -117,6 +121,7 @@ from ._exceptions import (
     ShardCrashed,
     WouldBlock,
 )
+from ._ki import enable_ki_protection
 from ._messenger import message_handler
 from ._pickling import _fast_dumps, _ShardPickler, dumps, loads, register_move
 from ._run import Task
@@ -755,6 +760,7 @@ class _End:
 
         def close(self) -> None: ...
 
+    @enable_ki_protection
     async def aclose(self) -> None:
         """:meth:`close`, then a checkpoint."""
         self.close()
@@ -816,6 +822,7 @@ class ShardSendChannel(_End, Generic[T]):
             self._barriers = ()
         return home.local_wait()
 
+    @enable_ki_protection
     def send_nowait(self, value: T) -> None:
         """Send without blocking; :class:`WouldBlock` if there is no room now.
 
@@ -842,6 +849,7 @@ class ShardSendChannel(_End, Generic[T]):
             raise WouldBlock
         side.queue(value)
 
+    @enable_ki_protection
     async def send(self, value: T) -> None:
         """Send ``value``, waiting for room. A checkpoint.
 
@@ -946,6 +954,7 @@ class ShardSendChannel(_End, Generic[T]):
             "longer cancelled (its scope was shielded meanwhile)"
         )
 
+    @enable_ki_protection
     def clone(self) -> ShardSendChannel[T]:
         """Another send end of the same channel, on this shard."""
         self._check_open()
@@ -961,6 +970,7 @@ class ShardSendChannel(_End, Generic[T]):
         end._barriers = self._barriers
         return end
 
+    @enable_ki_protection
     def close(self) -> None:
         """Close this end. Not a checkpoint. Values this shard already sent
         still arrive; receivers see :class:`EndOfChannel` after them once
@@ -1016,6 +1026,7 @@ class ShardSendChannel(_End, Generic[T]):
 
     # -- moving ---------------------------------------------------------------------
 
+    @enable_ki_protection
     def __reduce__(self) -> Any:
         if self._closed:
             return (_closed_send_end, (self._cid, self._max_buffer_size))
@@ -1088,6 +1099,7 @@ class ShardReceiveChannel(_End, Generic[T]):
         assert home is not None
         return home
 
+    @enable_ki_protection
     def receive_nowait(self) -> T:
         """Receive without blocking; :class:`WouldBlock` if nothing is ready,
         :class:`EndOfChannel` if nothing ever will be."""
@@ -1096,6 +1108,7 @@ class ShardReceiveChannel(_End, Generic[T]):
             value.raise_()
         return value  # type: ignore[no-any-return]
 
+    @enable_ki_protection
     async def receive(self) -> T:
         """Receive the next value, waiting for one. A checkpoint.
 
@@ -1128,6 +1141,7 @@ class ShardReceiveChannel(_End, Generic[T]):
     def __aiter__(self) -> Self:
         return self
 
+    @enable_ki_protection
     async def __anext__(self) -> T:
         # Hot path (``async for``): receive()'s common case inlined -- not
         # cancelled, a value buffered, nobody waiting for the room it frees.
@@ -1152,12 +1166,14 @@ class ShardReceiveChannel(_End, Generic[T]):
         except EndOfChannel:
             raise StopAsyncIteration from None
 
+    @enable_ki_protection
     def clone(self) -> ShardReceiveChannel[T]:
         """Another receive end, on this shard. Each value goes to one of them."""
         home = self._home()
         home.open_receive += 1
         return ShardReceiveChannel(self._state, self._cid, self._max_buffer_size, home)
 
+    @enable_ki_protection
     def close(self) -> None:
         """Close this end. Not a checkpoint. If it was the last, the buffer is
         dropped and senders, here and on other shards, get
@@ -1183,6 +1199,7 @@ class ShardReceiveChannel(_End, Generic[T]):
 
     # -- moving: the channel goes with its last receive end ------------------------------
 
+    @enable_ki_protection
     def __reduce__(self) -> Any:
         if self._closed:
             return (_closed_receive_end, (self._cid, self._max_buffer_size))
@@ -1617,6 +1634,7 @@ def peer_crashed(state: ShardState, crash: ShardCrashed) -> None:
 # ---------------------------------------------------------------------------
 
 
+@enable_ki_protection
 def open_channel(
     max_buffer_size: int | float,
 ) -> tuple[ShardSendChannel[Any], ShardReceiveChannel[Any]]:
