@@ -91,3 +91,43 @@ def test_instrument_that_raises_is_logged_and_removed(caplog: pytest.LogCaptureF
         assert shardio.run(main, instruments=[Broken()]) == "finished"
     assert len(calls) == 1
     assert "it has been removed" in caplog.text
+
+
+class _CountingFlushes(lowlevel.Poller):
+    def __init__(self) -> None:
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def _busy_run(instrumented: bool) -> tuple[list[str], int]:
+    steps: list[str] = []
+    batches = 2000
+
+    async def worker(name: str) -> None:
+        for _ in range(batches):
+            steps.append(name)
+            await lowlevel.checkpoint()
+
+    async def main() -> int:
+        poller = _CountingFlushes()
+        lowlevel.add_poller(poller)
+        async with shardio.open_nursery() as nursery:
+            for name in "abc":
+                nursery.start_soon(worker, name)
+        lowlevel.remove_poller(poller)
+        return poller.flushes
+
+    flushes = shardio.run(main, instruments=[lowlevel.Instrument()] if instrumented else [])
+    return steps, flushes
+
+
+def test_an_instrument_changes_neither_the_schedule_nor_the_flushing_of_pollers() -> None:
+    plain_steps, plain_flushes = _busy_run(instrumented=False)
+    hooked_steps, hooked_flushes = _busy_run(instrumented=True)
+    assert hooked_steps == plain_steps
+    # While tasks stay runnable, pollers flush at most every 50 us, not after
+    # each of the 2000 batches -- with an instrument installed as without.
+    assert plain_flushes < 2000 / 4
+    assert hooked_flushes < 2000 / 4

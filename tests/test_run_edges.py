@@ -51,6 +51,30 @@ def test_cpus_that_are_not_numbers_are_a_type_error() -> None:
         shardio.run(_noop, shards=1, cpus=["0"])  # type: ignore[list-item]
 
 
+def test_a_process_narrowed_to_one_cpu_may_still_pin_shards_to_the_others() -> None:
+    if len(ALLOWED) < 2:
+        pytest.skip("needs two CPUs")
+    # As the benchmarks run: taskset to one CPU, then shards pinned to two.
+    code = textwrap.dedent(
+        f"""
+        import os, shardio
+
+        async def where():
+            return sorted(os.sched_getaffinity(0))
+
+        async def main():
+            return [await shardio.run_on(k, where) for k in range(2)]
+
+        os.sched_setaffinity(0, {{{ALLOWED[0]}}})
+        print(shardio.run(main, shards=2, cpus=[{ALLOWED[0]}, {ALLOWED[1]}]))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert proc.stdout.strip() == str([[ALLOWED[0]], [ALLOWED[1]]]), proc.stderr
+
+
 def test_a_bad_cpus_argument_forks_nothing() -> None:
     # The check comes before the fork: no child exists to reap afterwards.
     with pytest.raises(ValueError):

@@ -20,6 +20,7 @@ from ._exceptions import (
     WouldBlock,
 )
 from ._fdpass import receive_fd, send_fd
+from ._guest import start_guest_run
 from ._instrumentation import Instrument
 from ._io_epoll import notify_closing, wait_readable, wait_writable
 from ._ki import currently_ki_protected, disable_ki_protection, enable_ki_protection
@@ -129,6 +130,7 @@ __all__ = [
     "send_fd",
     "shard_count",
     "spawn_system_task",
+    "start_guest_run",
     "wait_all_tasks_blocked",
     "wait_readable",
     "wait_task_rescheduled",

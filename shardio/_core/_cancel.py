@@ -502,11 +502,14 @@ class CancelScope(ShardLocal):
         new = inf if (self._status is None or self._cancel_called) else self._deadline
         if old != new:
             self._registered_deadline = new
-            deadlines = current_runner().deadlines
+            runner = current_runner()
+            deadlines = runner.deadlines
             if old != inf:
                 deadlines.remove()
             if new != inf:
                 deadlines.add(new, self)
+                if runner.guest_waiting:
+                    runner.wake_guest()  # the wait may have to end sooner now
 
     def __repr__(self) -> str:
         if self._status is not None:

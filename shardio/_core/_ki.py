@@ -42,6 +42,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import weakref
 from types import CodeType, FrameType
 from typing import Any, Protocol, TypeVar
 
@@ -53,6 +54,11 @@ class _HasCode(Protocol):
 
 
 F = TypeVar("F", bound=_HasCode)
+
+#: Tasks protected where none of their frames is marked: the system tasks
+#: (user tasks are not). A weak set: the scheduler adds to it only when it
+#: spawns a system task, so spawning a user task costs nothing for this.
+PROTECTED_TASKS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 # id(code) -> (code, protected). The code object is held so that its id is
 # never reused: marked code belongs to functions defined in source, so there
@@ -98,7 +104,7 @@ def _task_frame_and_default() -> tuple[FrameType | None, bool]:
         return None, True
     coro = task._coro
     frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-    return frame, task._ki_protected
+    return frame, task in PROTECTED_TASKS
 
 
 def ki_protection_enabled(frame: FrameType | None) -> bool:

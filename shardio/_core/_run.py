@@ -31,11 +31,11 @@ Hot path
 --------
 The batch loop and the checkpoint trap are written for speed: locals instead
 of attribute chains, no allocation per step; whether any instrument is
-installed is read once per batch into a local flag, so a run without
-instruments pays one local test per step for them. There is one batch loop,
-instrumented or not, and one place after it where pollers flush. A task step
-is ``task.context.run(coro.send, value)``: every task runs in its own
-:mod:`contextvars` context, copied from its spawner.
+installed is tested once per batch: with one, the batch runs through a copy
+of the loop with the per-step hooks (a test keeps the two equivalent), and
+the code after the batch -- where pollers flush -- is one place for both.
+A task step is ``task.context.run(coro.send, value)``: every task runs in
+its own :mod:`contextvars` context, copied from its spawner.
 
 A task started with ``start_soon`` of a plain ``async def`` function whose
 arguments provably bind gets its coroutine object only at its first step (it
@@ -59,7 +59,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from math import inf
 from types import CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -74,7 +74,7 @@ from ._cancel import CancelReason, CancelStatus, Deadlines
 from ._exceptions import Cancelled, CancelSource, RunFinishedError, ShardioInternalError
 from ._instrumentation import Instruments
 from ._io_epoll import EpollIOManager
-from ._ki import StopSignals, enable_ki_protection, stop_exception
+from ._ki import PROTECTED_TASKS, StopSignals, enable_ki_protection, stop_exception
 from ._parking_lot import PARKING_LOT_BREAKERS, break_lots_of_exiting_task
 from ._pickling import ShardLocal
 from ._state import GLOBAL_RUN_CONTEXT, current_runner, current_task
@@ -203,7 +203,6 @@ class Task(ShardLocal):
         "_coro",
         "_deferred_fn",
         "_eventual_parent_nursery",
-        "_ki_protected",
         "_name_source",
         "_next_exc",
         "_next_value",
@@ -223,7 +222,6 @@ class Task(ShardLocal):
         cancel_status: CancelStatus | None,
         deferred_fn: Callable[..., Coroutine[Any, Any, Any]] | None = None,
         deferred_args: tuple[Any, ...] = (),
-        ki_protected: bool = False,
     ) -> None:
         # Either the coroutine, or (deferred_fn, deferred_args) to make it at
         # the first step; see the module docstring.
@@ -246,9 +244,6 @@ class Task(ShardLocal):
         # While the coroutine is deferred, this holds its arguments.
         self._next_value: Any = deferred_args if deferred_fn is not None else None
         self._next_exc: BaseException | None = None
-        # Whether a second Ctrl-C is held back in this task's unmarked code
-        # (``_ki.py``): system tasks yes, user tasks no.
-        self._ki_protected = ki_protected
 
     @property
     def coro(self) -> Coroutine[Any, Any, Any]:
@@ -547,6 +542,10 @@ class Runner:
         self.stop_delivered = False
         self.asyncgens = AsyncGenerators(self)
         self.system_context = contextvars.copy_context()
+        # Guest mode (_guest.py): a worker thread waits for I/O while the
+        # host's loop runs; what makes work for the run must end that wait.
+        self.is_guest = False
+        self.guest_waiting = False
 
     # -- scheduling ---------------------------------------------------------------
 
@@ -557,6 +556,8 @@ class Runner:
                 f"reschedule({task!r}) called, but it is not parked in wait_task_rescheduled"
             )
         task._abort_func = None
+        if self.guest_waiting:
+            self.wake_guest()
         if next_send is None:
             task._next_value = None
         elif isinstance(next_send, outcome.Value):
@@ -567,6 +568,12 @@ class Runner:
         self.runq.append(task)
         if "task_scheduled" in self.instruments:
             self.instruments.call("task_scheduled", task)
+
+    def wake_guest(self) -> None:
+        """Guest mode: end the worker's wait for I/O, so that the host runs
+        a tick soon (work was made by host code between ticks)."""
+        self.guest_waiting = False
+        self.io_manager.wakeup.wakeup_thread_and_signal_safe()
 
     def spawn_impl(
         self,
@@ -606,17 +613,20 @@ class Runner:
         if context is None:
             context = self.system_context.copy() if system_task else contextvars.copy_context()
         if nursery is None:
-            task = Task(coro, self, name, context, None, None, ki_protected=True)
+            task = Task(coro, self, name, context, None, None)
         else:
             # A fresh task has no abort function, so there is no pending
             # cancellation to offer it yet: attach it to the status directly.
             status = nursery._cancel_status
-            task = Task(
-                coro, self, name, context, nursery, status, deferred_fn, deferred_args, system_task
-            )
+            task = Task(coro, self, name, context, nursery, status, deferred_fn, deferred_args)
             status.tasks[task] = None
             nursery._children[task] = None
+        if system_task or nursery is None:
+            # A second Ctrl-C is held back in its unmarked code (_ki.py).
+            PROTECTED_TASKS.add(task)
         self.tasks_living += 1
+        if self.guest_waiting:
+            self.wake_guest()
         # A fresh coroutine's first send must be None, which _next_value is.
         self.runq.append(task)
         if self.instruments:
@@ -724,6 +734,80 @@ class Runner:
             CancelReason(source, f"{signal.Signals(signum or 0).name} received")
         )
 
+    @enable_ki_protection
+    def lifecycle(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        main_name: object,
+        services_coro: Coroutine[Any, Any, None] | None,
+        stall_threshold: float | None,
+        *,
+        pause_after_setup: bool = False,
+    ) -> Generator[float, list[tuple[int, int]], outcome.Outcome[Any]]:
+        """The whole of a run in this thread, as a generator: set up, the
+        loop (:meth:`steps`: it yields each blocking wait), tear down.
+        Returns the run's outcome: the main task's value or exception, or
+        what a stop signal or a failed system task makes of it.
+        ``pause_after_setup`` (guest mode) yields once, with no timeout,
+        once the run exists and before any task runs."""
+        stall_detector = None
+        GLOBAL_RUN_CONTEXT.runner = self
+        try:
+            if stall_threshold is not None:
+                from ._stall import StallDetector
+
+                shard = 0 if self.shard_state is None else self.shard_state.index
+                stall_detector = StallDetector(self, stall_threshold, shard)
+                stall_detector.start()
+            self.io_manager.wakeup.wakeup_on_signals()
+            self.asyncgens.install()
+            self.clock.start_clock()
+            if "before_run" in self.instruments:
+                self.instruments.call("before_run")
+            self.init_task = self.spawn_coro(
+                self.init(coro, main_name, services_coro), None, "<init>", system_task=True
+            )
+            try:
+                if pause_after_setup:
+                    yield -1.0
+                yield from self.steps()
+                # Callbacks queued after the loop's last look at the queue, and
+                # before run_sync_soon starts refusing them, still run.
+                with self.entry_lock:
+                    self.done = True
+                self._run_entry_queue()
+            except BaseException:
+                self.close_abandoned_tasks()
+                raise
+            if "after_run" in self.instruments:
+                self.instruments.call("after_run")
+        finally:
+            with self.entry_lock:
+                self.done = True
+            self.asyncgens.uninstall()
+            if stall_detector is not None:
+                stall_detector.stop()
+            self.io_manager.close()
+            del GLOBAL_RUN_CONTEXT.runner
+        return self._outcome()
+
+    def _outcome(self) -> outcome.Outcome[Any]:
+        if self.system_exc is not None:
+            error = ShardioInternalError("a system task raised an exception; the run was stopped")
+            error.__cause__ = self.system_exc
+            return outcome.Error(error)
+        signum = self.stop_signals.signum
+        if signum is not None:
+            self.stop_signals.raised = True
+            stop = stop_exception(signum)
+            main_exc = self.main_exc
+            if main_exc is not None and not only_cancelled(main_exc):
+                stop.__context__ = main_exc
+            return outcome.Error(stop)
+        if self.main_exc is not None:
+            return outcome.Error(self.main_exc)
+        return outcome.Value(self.main_value)
+
     def close_abandoned_tasks(self) -> None:
         """After the loop crashed: close every living coroutine, innermost first.
 
@@ -762,6 +846,23 @@ class Runner:
 
     @enable_ki_protection
     def loop(self) -> None:
+        """Run passes until no task is left, blocking in epoll when idle
+        (:meth:`steps` is the loop; this drives it in this thread)."""
+        steps = self.steps()
+        get_events = self.io_manager.get_events
+        try:
+            timeout = next(steps)
+            while True:
+                timeout = steps.send(get_events(timeout))
+        except StopIteration:
+            pass
+
+    @enable_ki_protection
+    def steps(self) -> Generator[float, list[tuple[int, int]], None]:
+        """The run loop, as a generator: it yields the timeout of each
+        blocking wait for I/O and is sent the events that ended it, so that
+        the wait can happen elsewhere (guest mode waits in a thread while
+        the host's loop runs). Non-blocking polls happen here directly."""
         # Hot loop: see the module docstring. Locals on purpose.
         clock = self.clock
         now_fn = clock.current_time
@@ -775,6 +876,10 @@ class Runner:
         pollers = self.pollers
         checkpoint_trap = _CHECKPOINT
         wait_trap = _WaitTaskRescheduled
+        # Enum members as locals: reading one from its class costs ~70 ns.
+        idle_nothing = _Idle.NOTHING
+        idle_wait_all = _Idle.WAIT_ALL_TASKS_BLOCKED
+        idle_autojump = _Idle.AUTOJUMP
         last_poll = last_flush = last_pollers = now_fn()
 
         while self.tasks_living:
@@ -790,7 +895,7 @@ class Runner:
                         polled_work = True
 
             # -- how long may we sleep?
-            idle_primed = _Idle.NOTHING
+            idle_primed = idle_nothing
             if self.runq:
                 timeout = 0.0
                 poll = now - last_poll >= _BUSY_POLL_INTERVAL
@@ -805,10 +910,10 @@ class Runner:
                     cushion = waiting_for_idle.keys()[0][0]
                     if cushion < timeout:
                         timeout = cushion
-                        idle_primed = _Idle.WAIT_ALL_TASKS_BLOCKED
+                        idle_primed = idle_wait_all
                 elif self.clock_autojump_threshold < timeout:
                     timeout = self.clock_autojump_threshold
-                    idle_primed = _Idle.AUTOJUMP
+                    idle_primed = idle_autojump
 
             # -- I/O
             events: list[tuple[int, int]] = []
@@ -823,7 +928,10 @@ class Runner:
                 if "before_io_wait" in instruments:
                     instruments.call("before_io_wait", timeout)
                 self.waiting_for_io = True
-                events = get_events(timeout)
+                if timeout > 0:
+                    events = yield timeout
+                else:
+                    events = get_events(0.0)
                 self.waiting_for_io = False
                 if slept:
                     for poller in pollers:
@@ -845,11 +953,11 @@ class Runner:
             if heap:
                 now = now_fn()
                 if heap[0][0] <= now and deadlines.expire(now):
-                    idle_primed = _Idle.NOTHING
+                    idle_primed = idle_nothing
 
             # -- nothing happened while we slept: the program is idle
             if idle_primed and not self.runq and not events and not polled_work:
-                if idle_primed is _Idle.WAIT_ALL_TASKS_BLOCKED:
+                if idle_primed is idle_wait_all:
                     while waiting_for_idle:
                         key, task = waiting_for_idle.peekitem(0)
                         if key[0] != cushion:
@@ -861,46 +969,44 @@ class Runner:
                     if 0 < jump < inf:
                         clock.jump(jump)  # type: ignore[attr-defined]
 
-            # -- one batch: every task runnable when it began, one step each
+            # -- one batch: every task runnable when it began, one step each.
+            # With an instrument installed the same steps run with its hooks
+            # (_run_batch_instrumented); the plain loop pays nothing for them.
             batch = self.runq
             self.runq = runq = []
-            hooked = bool(instruments)  # a local test per step, not a lookup
-            for task in batch:
-                self.current_task = task
-                if hooked and "before_task_step" in instruments:
-                    instruments.call("before_task_step", task)
-                try:
-                    exc = task._next_exc
-                    if exc is None:
-                        coro = task._coro
-                        if coro is None:
-                            coro = task._make_coro()
-                        msg = task.context.run(coro.send, task._next_value)
+            if instruments:
+                self._run_batch_instrumented(batch)
+            else:
+                for task in batch:
+                    self.current_task = task
+                    try:
+                        exc = task._next_exc
+                        if exc is None:
+                            coro = task._coro
+                            if coro is None:
+                                coro = task._make_coro()
+                            msg = task.context.run(coro.send, task._next_value)
+                        else:
+                            task._next_exc = None
+                            msg = task.context.run(task.coro.throw, exc)
+                    except StopIteration as stop:
+                        self.task_exited(task, stop.value, None)
+                    except BaseException as error:
+                        self.task_exited(task, None, _without_loop_frame(error))
                     else:
-                        task._next_exc = None
-                        msg = task.context.run(task.coro.throw, exc)
-                except StopIteration as stop:
-                    self.task_exited(task, stop.value, None)
-                except BaseException as error:
-                    self.task_exited(task, None, _without_loop_frame(error))
-                else:
-                    if msg is checkpoint_trap:
-                        task._next_value = task
-                        runq.append(task)
-                        if hooked and "task_scheduled" in instruments:
-                            instruments.call("task_scheduled", task)
-                    elif type(msg) is wait_trap:
-                        # Drop the value it was resumed with: a parked task
-                        # keeps nothing of its last wake-up alive.
-                        task._next_value = None
-                        task._abort_func = msg.abort_func
-                        if task._cancel_status.effectively_cancelled:
-                            task._attempt_delivery_of_any_pending_cancel()
-                    else:
-                        _foreign_yield(task, msg)
-                if hooked and "after_task_step" in instruments:
-                    instruments.call("after_task_step", task)
-            self.current_task = None
+                        if msg is checkpoint_trap:
+                            task._next_value = task
+                            runq.append(task)
+                        elif type(msg) is wait_trap:
+                            # Drop the value it was resumed with: a parked task
+                            # keeps nothing of its last wake-up alive.
+                            task._next_value = None
+                            task._abort_func = msg.abort_func
+                            if task._cancel_status.effectively_cancelled:
+                                task._attempt_delivery_of_any_pending_cancel()
+                        else:
+                            _foreign_yield(task, msg)
+                self.current_task = None
 
             # -- after the batch: what the pass produced leaves, at most every
             # _POLLER_INTERVAL while tasks stay runnable, at once when none is.
@@ -908,6 +1014,45 @@ class Runner:
                 last_flush = now
                 for poller in pollers:
                     poller.flush()
+
+    @enable_ki_protection
+    def _run_batch_instrumented(self, batch: list[Task]) -> None:
+        """The batch loop of :meth:`steps`, step for step, with the
+        instruments' per-step hooks (a test checks that a run schedules the
+        same with and without an instrument)."""
+        instruments = self.instruments
+        runq = self.runq
+        for task in batch:
+            self.current_task = task
+            if "before_task_step" in instruments:
+                instruments.call("before_task_step", task)
+            try:
+                exc = task._next_exc
+                if exc is None:
+                    msg = task.context.run(task.coro.send, task._next_value)
+                else:
+                    task._next_exc = None
+                    msg = task.context.run(task.coro.throw, exc)
+            except StopIteration as stop:
+                self.task_exited(task, stop.value, None)
+            except BaseException as error:
+                self.task_exited(task, None, _without_loop_frame(error))
+            else:
+                if msg is _CHECKPOINT:
+                    task._next_value = task
+                    runq.append(task)
+                    if "task_scheduled" in instruments:
+                        instruments.call("task_scheduled", task)
+                elif type(msg) is _WaitTaskRescheduled:
+                    task._next_value = None
+                    task._abort_func = msg.abort_func
+                    if task._cancel_status.effectively_cancelled:
+                        task._attempt_delivery_of_any_pending_cancel()
+                else:
+                    _foreign_yield(task, msg)
+            if "after_task_step" in instruments:
+                instruments.call("after_task_step", task)
+        self.current_task = None
 
     def _prepare_to_sleep(self, timeout: float, now: float) -> float:
         """Nothing is runnable: spin on the pollers for up to ``idle_poll``
@@ -944,11 +1089,14 @@ class Runner:
         return timeout
 
 
+_LOOP_CODES = (Runner.steps.__code__, Runner._run_batch_instrumented.__code__)
+
+
 def _without_loop_frame(error: BaseException) -> BaseException:
     # The traceback starts at the run loop's frame; users care from their
     # coroutine on.
     tb = error.__traceback__
-    if tb is not None and tb.tb_frame.f_code is Runner.loop.__code__:
+    if tb is not None and tb.tb_frame.f_code in _LOOP_CODES:
         error.__traceback__ = tb.tb_next
     return error
 
@@ -1157,83 +1305,34 @@ def run(
     detector (``_stall.py``).
     """
     check_not_in_run()
-    if clock is None:
-        clock = SystemClock()
     coro = coroutine_or_error(async_fn, args, what="shardio.run")
-    runner = Runner(clock, Instruments(instruments))
+    runner = Runner(clock if clock is not None else SystemClock(), Instruments(instruments))
     if stop_signals is not None:
         runner.stop_signals = stop_signals
     runner.shard_state = shard_state
     runner.idle_poll = idle_poll
-    stall_detector = None
+    lifecycle = runner.lifecycle(
+        coro,
+        async_fn if main_name is None else main_name,
+        None if services is None or shard_state is None else services(shard_state),
+        stall_threshold,
+    )
+    get_events = runner.io_manager.get_events
     previous_library = sniffio.thread_local.name
-    GLOBAL_RUN_CONTEXT.runner = runner
+    # Everything the run does in this thread is shardio's, also outside
+    # tasks (run_sync_soon callbacks, sync functions sent by other shards),
+    # as in Trio.
+    sniffio.thread_local.name = "shardio"
     try:
-        # Everything the run does in this thread is shardio's, also outside
-        # tasks (run_sync_soon callbacks, sync functions sent by other
-        # shards), as in Trio.
-        sniffio.thread_local.name = "shardio"
-        if stall_threshold is not None:
-            from ._stall import StallDetector
-
-            stall_detector = StallDetector(
-                runner, stall_threshold, 0 if shard_state is None else shard_state.index
-            )
-            stall_detector.start()
-        runner.io_manager.wakeup.wakeup_on_signals()
-        runner.asyncgens.install()
-        clock.start_clock()
-        if "before_run" in runner.instruments:
-            runner.instruments.call("before_run")
-        runner.init_task = runner.spawn_coro(
-            runner.init(
-                coro,
-                async_fn if main_name is None else main_name,
-                None if services is None or shard_state is None else services(shard_state),
-            ),
-            None,
-            "<init>",
-            system_task=True,
-        )
-        try:
-            runner.loop()
-            # Callbacks queued after the loop's last look at the queue, and
-            # before run_sync_soon starts refusing them, still run.
-            with runner.entry_lock:
-                runner.done = True
-            runner._run_entry_queue()
-        except BaseException:
-            runner.close_abandoned_tasks()
-            raise
-        if "after_run" in runner.instruments:
-            runner.instruments.call("after_run")
+        timeout = next(lifecycle)
+        while True:
+            timeout = lifecycle.send(get_events(timeout))
+    except StopIteration as done:
+        result: outcome.Outcome[T] = done.value
     finally:
-        with runner.entry_lock:
-            runner.done = True
-        runner.asyncgens.uninstall()
-        if stall_detector is not None:
-            stall_detector.stop()
-        runner.io_manager.close()
         sniffio.thread_local.name = previous_library
-        del GLOBAL_RUN_CONTEXT.runner
-    if runner.system_exc is not None:
-        raise ShardioInternalError(
-            "a system task raised an exception; the run was stopped"
-        ) from runner.system_exc
-    signum = runner.stop_signals.signum
-    if signum is not None:
-        runner.stop_signals.raised = True
-        stop = stop_exception(signum)
-        main_exc = runner.main_exc
-        if main_exc is not None and not only_cancelled(main_exc):
-            stop.__context__ = main_exc
-        raise stop
-    if runner.main_exc is not None:
-        try:
-            raise runner.main_exc
-        finally:
-            del runner
-    return runner.main_value  # type: ignore[no-any-return]
+    del runner, lifecycle
+    return result.unwrap()
 
 
 def check_not_in_run() -> None:

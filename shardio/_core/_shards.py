@@ -289,12 +289,65 @@ def shard_count() -> int:
 # -- starting a run ----------------------------------------------------------------
 
 
+def _parse_cpu_list(text: str) -> set[int]:
+    """``"0-3,6"`` (the kernel's CPU list format) -> ``{0, 1, 2, 3, 6}``."""
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def _cgroup_cpuset() -> set[int] | None:
+    """The CPUs this process's cgroup allows, if its cpuset can be read."""
+    try:
+        with open("/proc/self/cgroup") as lines:
+            entries = [line.rstrip("\n").split(":", 2) for line in lines]
+    except OSError:
+        return None
+    candidates = []
+    for _, controllers, path in entries:
+        if controllers == "":  # cgroup v2
+            candidates.append(f"/sys/fs/cgroup{path.rstrip('/')}/cpuset.cpus.effective")
+        elif "cpuset" in controllers.split(","):  # cgroup v1
+            base = f"/sys/fs/cgroup/cpuset{path.rstrip('/')}"
+            candidates += [f"{base}/cpuset.effective_cpus", f"{base}/cpuset.cpus"]
+    for candidate in candidates:
+        try:
+            with open(candidate) as file:
+                text = file.read()
+        except OSError:
+            continue
+        if text.strip():
+            return _parse_cpu_list(text)
+    return None
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs a shard may be pinned to: those online that the process's
+    cgroup allows. Wider than the current affinity mask when the process
+    was narrowed (by ``taskset``, say): a shard may widen it again."""
+    try:
+        with open("/sys/devices/system/cpu/online") as file:
+            online = _parse_cpu_list(file.read())
+    except (OSError, ValueError):
+        return sorted(os.sched_getaffinity(0))
+    try:
+        cgroup = _cgroup_cpuset()
+    except ValueError:
+        cgroup = None
+    allowed = online if cgroup is None else online & cgroup
+    return sorted(allowed or os.sched_getaffinity(0))
+
+
 def _resolve_cpus(shards: int, cpus: Sequence[int] | bool | None) -> list[int] | None:
     """The CPU of each shard, checked before anything is forked."""
     if cpus is False:
         return None
-    available = sorted(os.sched_getaffinity(0))
     if cpus is None or cpus is True:
+        available = sorted(os.sched_getaffinity(0))
         if shards > len(available):
             raise ValueError(
                 f"shards={shards} but this process may run on only {len(available)} CPUs "
@@ -309,6 +362,7 @@ def _resolve_cpus(shards: int, cpus: Sequence[int] | bool | None) -> list[int] |
     if len(chosen) < shards:
         raise ValueError(f"shards={shards} needs {shards} CPUs, but cpus={chosen} lists fewer")
     chosen = chosen[:shards]
+    available = allowed_cpus()
     seen: set[int] = set()
     for cpu in chosen:
         if not isinstance(cpu, int) or isinstance(cpu, bool):
