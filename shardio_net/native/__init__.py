@@ -9,7 +9,7 @@ docs/design/native-stack.md.
 
 from ._listener import NativeListener
 from ._simulated import simulated_pair
-from ._stack import NativeStack, StackStatistics
+from ._stack import Capture, NativeStack, StackStatistics
 from ._stream import COPY_THRESHOLD, NativeStream
 from ._udp import NativeUDPSocket, UDPStatistics
 from .tcp.config import TcpConfig
@@ -17,6 +17,7 @@ from .tcp.connection import TcpStatistics
 
 __all__ = [
     "COPY_THRESHOLD",
+    "Capture",
     "NativeListener",
     "NativeStack",
     "NativeStream",

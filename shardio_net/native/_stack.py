@@ -92,7 +92,7 @@ from .wire.udp import UdpDatagram, udp_header
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["NativeStack", "StackStatistics"]
+__all__ = ["Capture", "NativeStack", "StackStatistics"]
 
 LOGGER = logging.getLogger("shardio_net.native")
 
@@ -502,18 +502,21 @@ class NativeStack:
         self._udp[port] = sock
         return sock
 
-    def capture(self, path: str | os.PathLike[str]) -> PcapWriter:
+    def capture(self, path: str | os.PathLike[str]) -> Capture:
         """Record every frame the stack sends and receives from now on in the
-        pcap file ``path`` (readable by tcpdump and Wireshark). Stop with the
-        writer's ``detach()`` or ``close()``; under a MockClock with a seed,
-        the same run gives the same file byte for byte."""
+        pcap file ``path`` (readable by tcpdump and Wireshark), until the
+        returned :class:`Capture` is stopped (or the stack closes). Under a
+        MockClock with a seed, the same run gives the same file byte for byte."""
         self._check_open()
         writer = PcapWriter(self._device, path)
+        self._use_device(writer)
+        return Capture(self, writer)
+
+    def _use_device(self, device: Device) -> None:
         self._waiter.close()
-        self._device = writer
-        self._waiter = DeviceWaiter(writer)
+        self._device = device
+        self._waiter = DeviceWaiter(device)
         self._waiter.wake()
-        return writer
 
     def statistics(self) -> StackStatistics:
         """Connections by state, the pump's and the interface's figures."""
@@ -568,6 +571,49 @@ class NativeStack:
         self._listeners.clear()
         self._waiter.close()
         self._device.close()
+
+
+@final
+class Capture:
+    """A pcap capture of a stack's frames (see :meth:`NativeStack.capture`).
+
+    :meth:`flush` makes the file complete so far (for a reader while it
+    runs); :meth:`stop` ends the capture and the stack runs on without it.
+    Also a context manager that stops on exit.
+    """
+
+    __slots__ = ("_stack", "_writer")
+
+    def __init__(self, stack: NativeStack, writer: PcapWriter) -> None:
+        self._stack = stack
+        self._writer = writer
+
+    @property
+    def path(self) -> str:
+        """The pcap file written."""
+        return self._writer.path
+
+    def flush(self) -> None:
+        """Write out what is buffered: the file holds every frame so far."""
+        self._writer.flush()
+
+    def stop(self) -> None:
+        """End the capture (the file is flushed and closed); idempotent."""
+        stack = self._stack
+        if stack._device is self._writer:
+            stack._use_device(self._writer.detach())
+        else:
+            self._writer.detach()
+
+    def statistics(self) -> Any:
+        """Frames and bytes recorded, and why the capture stopped if it did."""
+        return self._writer.statistics()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def _address(host: str) -> int:

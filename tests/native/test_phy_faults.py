@@ -293,3 +293,13 @@ def test_bad_fault_parameters_say_what_is_wrong(
     link = SimulatedLink()
     with pytest.raises(error, match=message):
         FaultInjector(link.attach(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_injector_refuses_a_device_whose_checksums_the_stack_would_not_check() -> None:
+    class Offloading:
+        checksums_verified = True
+        mtu = 1500
+        mac = b"\x02\x00\x00\x00\x00\x09"
+
+    with pytest.raises(ValueError, match="checksum_offload=False"):
+        FaultInjector(Offloading())  # type: ignore[arg-type]

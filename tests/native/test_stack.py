@@ -188,7 +188,7 @@ async def test_a_peer_that_vanishes_ends_the_connection_with_a_timeout(
 
 async def _capture_run(path: Path, seed: int) -> None:
     a, b = simulated_pair(delay=0.001, loss=0.02, seed=seed)
-    a.capture(path)
+    capture = a.capture(path)
     client, server = await _connected_pair(a, b)
     await client.send_all(b"hello " * 1000)
     await client.send_eof()
@@ -198,7 +198,11 @@ async def _capture_run(path: Path, seed: int) -> None:
     await server.aclose()
     await client.aclose()
     await wait_all_tasks_blocked()
-    a.device.close()  # type: ignore[attr-defined]
+    capture.stop()
+    # The stack runs on without the capture.
+    client, server = await _connected_pair(a, b)
+    await client.send_all(b"after")
+    assert await server.receive_some() == b"after"
     assert received == b"hello " * 1000
 
 

@@ -213,6 +213,15 @@ class FaultInjector:
                 f"direction must be 'receive' or 'transmit', not {self.direction!r} "
                 "(to impair both, wrap the device twice)"
             )
+        if getattr(self.inner, "checksums_verified", False):
+            # Corrupted frames are caught by the checksums upstream -- which
+            # the stack skips on a device that vouches for them.
+            raise ValueError(
+                f"{self.inner!r} promises its frames' checksums were checked (checksum "
+                "offload), so the stack would not check them and corrupted frames would "
+                "pass: open it without checksum offload (TapDevice(..., "
+                "checksum_offload=False, lro=False)) to inject faults"
+            )
         if self._mtu is not None:
             check_mtu(self._mtu)
         self._max_frame = self.mtu + ETHERNET_HEADER_LENGTH

@@ -134,6 +134,12 @@ class PcapWriter:
         return self._inner.mtu
 
     @property
+    def checksums_verified(self) -> bool:
+        """The wrapped device's promise that every frame's checksums were
+        checked already (a TAP with checksum offload); a capture changes no frame."""
+        return bool(getattr(self._inner, "checksums_verified", False))
+
+    @property
     def mac(self) -> bytes:
         """The wrapped device's MAC."""
         return self._inner.mac
