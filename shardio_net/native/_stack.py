@@ -207,12 +207,13 @@ class NativeStack:
     # -- the pump ----------------------------------------------------------------------
 
     async def _pump(self) -> None:
-        waiter = self._waiter
         clock = shardio.current_time
         try:
             while not self._closed:
                 self._pass(clock())
-                await waiter.wait(self._next_deadline())
+                # Read each time: capture() and Capture.stop() replace the
+                # waiter (with the device), and the old one hears nothing.
+                await self._waiter.wait(self._next_deadline())
         finally:
             self._shut_down()
 
