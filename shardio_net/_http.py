@@ -20,6 +20,33 @@ requests before the first response (pipelining): they wait in the buffer,
 and :meth:`~ServerConnection.next_event` says :data:`PAUSED` until the
 current response is complete.
 
+The states and what moves them are one table, as in h11's ``_state.py``:
+``_CLIENT_TRANSITIONS`` for the client's side (its events, as
+:meth:`~ServerConnection.next_event` reports them) and
+``_SERVER_TRANSITIONS`` for the server's (its events, as
+:meth:`~ServerConnection.send` takes them)::
+
+    client: IDLE --Request--> SEND_BODY --EndOfMessage--> DONE
+            SEND_BODY --Data--> SEND_BODY
+            IDLE --ConnectionClosed--> CLOSED (and again: stays)
+            IDLE or SEND_BODY --RemoteProtocolError--> ERROR (and again: stays)
+    server: IDLE --the client's Request, or its error--> SEND_RESPONSE
+            SEND_RESPONSE --InformationalResponse--> SEND_RESPONSE
+            SEND_RESPONSE --Response--> SEND_BODY --EndOfMessage--> DONE
+            SEND_BODY --Data--> SEND_BODY
+    both:   DONE and DONE, with keep-alive --> IDLE and IDLE (the next cycle)
+
+Everything else -- keep-alive, framing, limits -- decides *whether* an
+event happens, never where it leads; an event the server's table does not
+have is a :class:`LocalProtocolError`. :func:`_next_states` reads the
+tables, and the rare transitions (a close, an error, an interim response)
+go through it. The hot paths -- a request head, the end of a request
+without a body, a response's head, body and end -- do not look it up: each
+makes its one transition with the state constants, and says which. They are
+specialisations of the table, and the tests hold them to it: every step of
+the connections that ``tests/net/test_http*.py`` drive is checked against
+:func:`_next_states` (``tests/net/_checked_http.py``).
+
 Framing, as RFC 9112 wants it:
 
 * A request body is delimited by ``Content-Length`` or by
@@ -230,9 +257,14 @@ def _is_token(value: bytes) -> bool:
     return bool(value) and 0 not in value.translate(_TOKEN)
 
 
+_BARE_LF = "lines must end with CRLF, not a bare LF"
+
+
 def _parse_field(line: bytes, status_code: int) -> tuple[bytes, bytes]:
     """One ``name: value`` line (no CRLF) as a lowercased name and a value
     without surrounding whitespace."""
+    if b"\n" in line:
+        raise RemoteProtocolError(_BARE_LF, status_code)
     name, colon, value = line.partition(b":")
     if not colon:
         if line[:1] in (b" ", b"\t"):
@@ -243,6 +275,17 @@ def _parse_field(line: bytes, status_code: int) -> tuple[bytes, bytes]:
     if 0 in value.translate(_FIELD_VALUE):
         raise RemoteProtocolError(f"invalid byte in the value of {name[:40]!r}", status_code)
     return name.lower(), value.strip(_OWS)
+
+
+def _request_line_too_long() -> RemoteProtocolError:
+    return RemoteProtocolError("the request line is too long", 414)
+
+
+def _ends_with_bare_lf(buffer: ReceiveBuffer, start: int) -> bool:
+    """Whether an unfinished head (or trailer section), searched from
+    ``start`` for CRLF CRLF in vain, holds the end of a head whose lines end
+    in a bare LF: LF LF, or LF CRLF (that CRLF would be the blank line)."""
+    return buffer.find(b"\n\n", start) >= 0 or buffer.find(b"\n\r\n", start) >= 0
 
 
 def _field_error(line: bytes) -> RemoteProtocolError:
@@ -282,11 +325,15 @@ def _http_version(version: bytes) -> bytes:
     return version[5:]
 
 
-class _Side(enum.Enum):
-    IDLE = "idle"
-    BODY = "body"
-    DONE = "done"
-    ERROR = "error"
+class _State(enum.Enum):
+    """Where one side of the connection is in the current cycle."""
+
+    IDLE = "idle"  # no message yet
+    SEND_RESPONSE = "send response"  # the server's side: something to answer
+    SEND_BODY = "send body"  # the message's head is through; its body follows
+    DONE = "done"  # the message is complete
+    CLOSED = "closed"  # the client's side: it closed cleanly between requests
+    ERROR = "error"  # the client's side: it broke the protocol
 
 
 class _Body(enum.Enum):
@@ -304,11 +351,83 @@ class _Chunk(enum.Enum):
 
 
 # The states as module constants: the hot paths test them often, and in
-# Python 3.11 every `_Side.IDLE` is a descriptor lookup costing tens of
+# Python 3.11 every `_State.IDLE` is a descriptor lookup costing tens of
 # nanoseconds, where a global costs a few.
-_SIDE_IDLE, _SIDE_BODY, _SIDE_DONE, _SIDE_ERROR = _Side
+_IDLE, _SEND_RESPONSE, _SEND_BODY, _DONE, _CLOSED, _ERROR = _State
 _BODY_NONE, _BODY_LENGTH, _BODY_CHUNKED, _BODY_UNTIL_CLOSE = _Body
 _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_DATA_END, _CHUNK_TRAILERS = _Chunk
+
+# ---------------------------------------------------------------------------
+# The transitions
+# ---------------------------------------------------------------------------
+
+#: The client's side: state -> {event it sent: next state}. ``next_event``
+#: reports the events; a ``RemoteProtocolError`` is the event of a client
+#: that broke the protocol (raised again, in ERROR, on every later call).
+#: In DONE, ``next_event`` is PAUSED until the next cycle.
+_CLIENT_TRANSITIONS: dict[_State, dict[type, _State]] = {
+    _IDLE: {Request: _SEND_BODY, ConnectionClosed: _CLOSED, RemoteProtocolError: _ERROR},
+    _SEND_BODY: {Data: _SEND_BODY, EndOfMessage: _DONE, RemoteProtocolError: _ERROR},
+    _DONE: {},
+    _CLOSED: {ConnectionClosed: _CLOSED},
+    _ERROR: {RemoteProtocolError: _ERROR},
+}
+
+#: The server's side: state -> {event: next state}, for the events ``send``
+#: takes, and for the client's events that give the server something to
+#: answer (:data:`_SEEN_BY_SERVER`): a request, or an error, which deserves
+#: its error response.
+_SERVER_TRANSITIONS: dict[_State, dict[type, _State]] = {
+    _IDLE: {Request: _SEND_RESPONSE, RemoteProtocolError: _SEND_RESPONSE},
+    _SEND_RESPONSE: {InformationalResponse: _SEND_RESPONSE, Response: _SEND_BODY},
+    _SEND_BODY: {Data: _SEND_BODY, EndOfMessage: _DONE},
+    _DONE: {},
+}
+
+#: The client's events the server's side sees; the others leave it alone,
+#: and so do these where its table has no entry for them.
+_SEEN_BY_SERVER = (Request, RemoteProtocolError)
+
+_States: TypeAlias = tuple[_State, _State]
+
+
+def _next_states(
+    states: _States, keep_alive: bool, event_type: type, by_client: bool
+) -> _States | None:
+    """The (client, server) states after an event of the client
+    (``by_client``) or of the server, by the tables, or ``None`` if they do
+    not allow it. ``keep_alive`` is the connection's after the event: when
+    both sides are DONE and it holds, the next cycle starts (both IDLE)."""
+    client, server = states
+    if by_client:
+        client_next = _CLIENT_TRANSITIONS[client].get(event_type)
+        if client_next is None:
+            return None
+        client = client_next
+        if event_type in _SEEN_BY_SERVER:
+            server = _SERVER_TRANSITIONS[server].get(event_type, server)
+    else:
+        server_next = _SERVER_TRANSITIONS[server].get(event_type)
+        if server_next is None:
+            return None
+        server = server_next
+    if client is _DONE and server is _DONE and keep_alive:
+        return _IDLE, _IDLE
+    return client, server
+
+
+def _refusal(state: _State, event_type: type) -> LocalProtocolError:
+    """The error for a server event that the server's state does not allow."""
+    if event_type is Response or event_type is InformationalResponse:
+        if state is _IDLE:
+            return LocalProtocolError("there is no request to respond to")
+        return LocalProtocolError("a response was already sent in this cycle")
+    if state is _DONE:
+        return LocalProtocolError(
+            f"{event_type.__name__} can only be sent after a Response, and this "
+            f"cycle's response is complete"
+        )
+    return LocalProtocolError(f"{event_type.__name__} can only be sent after a Response")
 
 
 # ---------------------------------------------------------------------------
@@ -395,8 +514,8 @@ class ServerConnection:
         #: Whether the client sent ``Expect: 100-continue`` and is waiting
         #: for a response (any, even interim) before it sends the body.
         self.client_is_waiting_for_100_continue = False
-        self._request_side = _SIDE_IDLE
-        self._response_side = _SIDE_IDLE
+        self._request_side = _IDLE  # the client's state
+        self._response_side = _IDLE  # the server's state
         self._request_body = _BODY_NONE
         self._response_body = _BODY_NONE
         self._body_left = 0
@@ -418,7 +537,7 @@ class ServerConnection:
     def must_close(self) -> bool:
         """Whether the connection is finished: the cycle is complete (or the
         client broke the protocol) and there will be no other."""
-        finished = self._response_side is _SIDE_DONE or self._error is not None
+        finished = self._response_side is _DONE or self._request_side is _ERROR
         return finished and not self.keep_alive
 
     # -- receiving ------------------------------------------------------------
@@ -443,28 +562,49 @@ class ServerConnection:
         Raises :class:`RemoteProtocolError` if the client broke the protocol
         (and again on every later call).
         """
-        if self._error is not None:
-            raise self._error
-        # Hot path (several calls per request): the dispatch on the request
-        # side is inlined, and so is the end of a request without a body.
+        # Hot path (several calls per request): the dispatch on the client's
+        # state is inlined, and so is the end of a request without a body.
+        side = self._request_side
         try:
-            side = self._request_side
-            if side is _SIDE_IDLE:
+            if side is _IDLE:
                 return self._next_request()
-            if side is _SIDE_BODY:
+            if side is _SEND_BODY:
                 if self._request_body is _BODY_NONE:
                     return self._end_request([])
                 return self._next_body_event()
-            # DONE: the next request waits until this cycle is over.
-            return PAUSED
         except RemoteProtocolError as error:
             self._fail(error)
             raise
+        if side is _DONE:
+            return PAUSED  # the next request waits until this cycle is over
+        if side is _CLOSED:
+            return self._closed()
+        assert self._error is not None  # ERROR, which stays ERROR
+        raise self._error
+
+    def _move(self, event_type: type, *, by_client: bool) -> None:
+        """Take the transition of an event (of the client, or of the server)
+        from the tables: for the rare events; the hot paths make theirs
+        directly. A server event the tables do not allow is refused."""
+        states = _next_states(
+            (self._request_side, self._response_side), self.keep_alive, event_type, by_client
+        )
+        if states is None:
+            if by_client:
+                raise AssertionError(f"{event_type.__name__} in {self!r}")  # pragma: no cover
+            raise _refusal(self._response_side, event_type)
+        self._request_side, self._response_side = states
+        if states[0] is _IDLE and states[1] is _IDLE:
+            self._start_next_cycle()
 
     def _fail(self, error: RemoteProtocolError) -> None:
         self._error = error
-        self._request_side = _SIDE_ERROR
         self.keep_alive = False
+        self._move(RemoteProtocolError, by_client=True)
+
+    def _closed(self) -> ConnectionClosed:
+        self._move(ConnectionClosed, by_client=True)
+        return ConnectionClosed()
 
     def _next_request(self) -> Event:
         # Hot path (one per request), written for speed: parsing the head
@@ -483,22 +623,32 @@ class ServerConnection:
         if end < 0:
             return self._incomplete_head()
         self._header_search = 0
+        # The limits, before the work they bound. Whichever is found first,
+        # a request line over its limit is 414, however the head arrived.
+        max_line_length = self.max_line_length
         if end + 4 > self.max_header_size:
+            if buffer.find(b"\r\n") > max_line_length:
+                raise _request_line_too_long()
             raise RemoteProtocolError("the request's header section is too large", 431)
         # The head and the blank line that ends it, split into lines; the
         # last two are the empty pieces around that blank line's CRLF.
         lines = buffer.take_bytes(end + 4).split(b"\r\n")
         del lines[-2:]
         fields = len(lines) - 1
-        if fields > self.max_header_count:
-            raise RemoteProtocolError("too many header fields", 431)
-        max_line_length = self.max_line_length
         # No line is longer than the whole head (`end` bytes), so most heads
         # need no look at each line's length.
+        if end > max_line_length and len(lines[0]) > max_line_length:
+            raise _request_line_too_long()
+        if fields > self.max_header_count:
+            raise RemoteProtocolError("too many header fields", 431)
         if end > max_line_length and max(map(len, lines)) > max_line_length:
-            if len(lines[0]) > max_line_length:
-                raise RemoteProtocolError("the request line is too long", 414)
             raise RemoteProtocolError("a header line is too long", 431)
+        # Every byte of every line at once: a forbidden one (a control
+        # byte, a CR or LF that does not end a line) is found and named
+        # below, once the request line is known to be sound.
+        forbidden_byte = 0 in b"".join(lines).translate(_FIELD_VALUE)
+        if forbidden_byte and any(b"\n" in line for line in lines):
+            raise RemoteProtocolError(_BARE_LF)
 
         # The request line: method, target and version, one space apart.
         request_line = lines[0]
@@ -513,8 +663,7 @@ class ServerConnection:
         http_version = b"1.1" if version == b"HTTP/1.1" else _http_version(version)
 
         # The header fields.
-        if 0 in b"".join(lines).translate(_FIELD_VALUE):
-            # Some line holds a forbidden byte (a bare CR or LF, say): find it.
+        if forbidden_byte:
             for line in lines[1:]:
                 _parse_field(line, 400)
         headers = []
@@ -543,30 +692,32 @@ class ServerConnection:
         else:
             self._frame_request(framing, http_11)
         self.request = request
-        self._request_side = _SIDE_BODY
-        self._response_side = _SIDE_IDLE
+        # The table's transition on a Request, on both sides.
+        self._request_side = _SEND_BODY
+        self._response_side = _SEND_RESPONSE
         return request
 
     def _incomplete_head(self) -> Event:
         buffer = self.buffer
         size = len(buffer)
         if size:
-            if buffer.find(b"\n\n", self._header_search) >= 0:
+            if _ends_with_bare_lf(buffer, self._header_search):
                 # Not a valid head, and the CRLF CRLF we wait for may never come.
-                raise RemoteProtocolError("lines must end with CRLF, not a bare LF")
+                raise RemoteProtocolError(_BARE_LF)
             first_line_end = buffer.find(b"\r\n")
         else:
             first_line_end = -1  # nothing to search
-        if (first_line_end < 0 and size > self.max_line_length) or (
+        # An unfinished line's last byte may be the CR of its CRLF.
+        if (first_line_end < 0 and size > self.max_line_length + 1) or (
             first_line_end > self.max_line_length
         ):
-            raise RemoteProtocolError("the request line is too long", 414)
+            raise _request_line_too_long()
         if size > self.max_header_size:
             raise RemoteProtocolError("the request's header section is too large", 431)
         if self._eof:
             if size:
                 raise RemoteProtocolError("the client closed the connection mid-request")
-            return ConnectionClosed()
+            return self._closed()
         self._header_search = max(0, size - 3)
         return NEED_DATA
 
@@ -658,7 +809,8 @@ class ServerConnection:
             elif state is _CHUNK_SIZE:
                 line = buffer.take_until(b"\r\n")
                 if line is None:
-                    if len(buffer) > self.max_line_length:
+                    # An unfinished line's last byte may be the CR of its CRLF.
+                    if len(buffer) > self.max_line_length + 1:
                         raise RemoteProtocolError("a chunk-size line is too long")
                     return self._body_need_data()
                 if len(line) > self.max_line_length:
@@ -693,6 +845,8 @@ class ServerConnection:
             return self._end_request([])
         end = buffer.find(b"\r\n\r\n", self._header_search)
         if end < 0:
+            if buffer.startswith(b"\n") or _ends_with_bare_lf(buffer, self._header_search):
+                raise RemoteProtocolError(_BARE_LF)
             if len(buffer) > self.max_header_size:
                 raise RemoteProtocolError("the trailer section is too large", 431)
             self._header_search = max(0, len(buffer) - 3)
@@ -710,10 +864,11 @@ class ServerConnection:
         return self._end_request(trailers)
 
     def _end_request(self, trailers: list[tuple[bytes, bytes]]) -> EndOfMessage:
-        self._request_side = _SIDE_DONE
+        # The table's transition on the client's EndOfMessage.
+        self._request_side = _DONE
         self._header_search = 0
-        if self._response_side is _SIDE_DONE:  # the response went out first
-            self._maybe_next_cycle()
+        if self._response_side is _DONE and self.keep_alive:  # the response went first
+            self._start_next_cycle()
         return EndOfMessage(trailers)
 
     # -- sending --------------------------------------------------------------
@@ -734,31 +889,26 @@ class ServerConnection:
             return self._send_informational(event)
         raise LocalProtocolError(f"cannot send {event!r}")
 
-    def _check_can_respond(self) -> None:
-        if self._response_side is not _SIDE_IDLE:
-            raise LocalProtocolError("a response was already sent in this cycle")
-        if self.request is None and self._error is None:
-            raise LocalProtocolError("there is no request to respond to")
-
     def _send_informational(self, event: InformationalResponse) -> bytes:
-        self._check_can_respond()
+        # Refused unless in SEND_RESPONSE, where it stays.
+        self._move(InformationalResponse, by_client=False)
         if not 100 <= event.status_code < 200 or event.status_code == 101:
             raise LocalProtocolError(
                 f"an informational response needs a 1xx status other than 101, "
                 f"not {event.status_code}"
             )
+        head = _head(event.status_code, event.reason, event.headers)
         self.client_is_waiting_for_100_continue = False
-        return _head(event.status_code, event.reason, event.headers)
+        return head
 
     def _send_response(self, event: Response) -> bytes:
         # Hot path (one per request): one pass over the fields finds those
         # that frame the body, and the framing fields a response does not
-        # have cost nothing more.
-        if self._response_side is not _SIDE_IDLE:
-            raise LocalProtocolError("a response was already sent in this cycle")
+        # have cost nothing more. Nothing changes until the response is
+        # known to be valid.
+        if self._response_side is not _SEND_RESPONSE:
+            raise _refusal(self._response_side, Response)
         request = self.request
-        if request is None and self._error is None:
-            raise LocalProtocolError("there is no request to respond to")
         status = event.status_code
         if not 200 <= status < 1000:
             raise LocalProtocolError(f"a final response needs a status of 200-999, not {status}")
@@ -769,14 +919,13 @@ class ServerConnection:
             if lowered in _RESPONSE_FRAMING:
                 framing.setdefault(lowered, []).append(value)
         http_10 = request is not None and request.http_version == b"1.0"
-        if self._request_side is not _SIDE_DONE:
-            # Responding before the whole request arrived: what is left of
-            # it would have to be read and discarded. Close instead.
-            self.keep_alive = False
+        # Responding before the whole request arrived: what is left of it
+        # would have to be read and discarded. Close instead.
+        keep_alive = self.keep_alive and self._request_side is _DONE
         values = framing.get(b"connection")
         connection = _elements(values) if values else []
         if b"close" in connection:
-            self.keep_alive = False
+            keep_alive = False
         lengths = framing.get(b"content-length")
         values = framing.get(b"transfer-encoding")
         codings = _elements(values) if values else []
@@ -797,24 +946,26 @@ class ServerConnection:
             # An HTTP/1.0 client does not know chunked: end the body by closing.
             headers = [field for field in headers if field[0].lower() != b"transfer-encoding"]
             body = _BODY_UNTIL_CLOSE
-            self.keep_alive = False
+            keep_alive = False
         else:
             body = _BODY_CHUNKED
             if not codings:
                 headers.append((b"transfer-encoding", b"chunked"))
-        if not self.keep_alive:
+        if not keep_alive:
             if b"close" not in connection:
                 headers.append((b"connection", b"close"))
         elif http_10 and b"keep-alive" not in connection:
             headers.append((b"connection", b"keep-alive"))
+        head = _head(status, event.reason, headers)
+        self.keep_alive = keep_alive
         self._response_body = body
-        self._response_side = _SIDE_BODY
+        self._response_side = _SEND_BODY  # the table's transition on a Response
         self.client_is_waiting_for_100_continue = False
-        return _head(status, event.reason, headers)
+        return head
 
     def _send_data(self, data: bytes) -> bytes:
-        if self._response_side is not _SIDE_BODY:
-            raise LocalProtocolError("Data can only be sent after a Response")
+        if self._response_side is not _SEND_BODY:  # the table: Data stays in SEND_BODY
+            raise _refusal(self._response_side, Data)
         body = self._response_body
         if body is _BODY_NONE:
             request = self.request
@@ -835,29 +986,29 @@ class ServerConnection:
         return bytes(data)
 
     def _send_end(self) -> bytes:
-        if self._response_side is not _SIDE_BODY:
-            raise LocalProtocolError("EndOfMessage can only be sent after a Response")
+        if self._response_side is not _SEND_BODY:
+            raise _refusal(self._response_side, EndOfMessage)
         body = self._response_body
         if body is _BODY_LENGTH and self._response_left:
             raise LocalProtocolError(
                 f"the response body is {self._response_left} bytes short of its Content-Length"
             )
-        self._response_side = _SIDE_DONE
-        self._maybe_next_cycle()
+        # The table's transition on the server's EndOfMessage, and the next
+        # cycle if both sides are done.
+        self._response_side = _DONE
+        if self._request_side is _DONE and self.keep_alive:
+            self._start_next_cycle()
         return b"0\r\n\r\n" if body is _BODY_CHUNKED else b""
 
     # -- cycles ---------------------------------------------------------------
 
-    def _maybe_next_cycle(self) -> None:
-        if (
-            self._request_side is _SIDE_DONE
-            and self._response_side is _SIDE_DONE
-            and self.keep_alive
-        ):
-            self._request_side = _SIDE_IDLE
-            self._response_side = _SIDE_IDLE
-            self.request = None
-            self._request_body = self._response_body = _BODY_NONE
+    def _start_next_cycle(self) -> None:
+        """The table's one transition of both sides: DONE and DONE, with
+        keep-alive, go to IDLE and IDLE."""
+        self._request_side = _IDLE
+        self._response_side = _IDLE
+        self.request = None
+        self._request_body = self._response_body = _BODY_NONE
 
 
 def _status_line(status_code: int, reason: bytes) -> bytes:

@@ -1,4 +1,7 @@
-"""shardio_net.http: the sans-io HTTP/1.1 server state machine, with no sockets."""
+"""shardio_net.http: the sans-io HTTP/1.1 server state machine, with no sockets.
+
+The connections here are driven through ``_checked_http``, which checks every
+step they take against the parser's transition table."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shardio_net import _http
 from shardio_net.http import (
     NEED_DATA,
     PAUSED,
@@ -25,12 +29,14 @@ from shardio_net.http import (
     ServerConnection,
 )
 
+from ._checked_http import next_event, send, states
+
 
 def events(conn: ServerConnection) -> list[Event]:
     """Every event available now, up to and including NEED_DATA or PAUSED."""
     out: list[Event] = []
     while True:
-        event = conn.next_event()
+        event = next_event(conn)
         out.append(event)
         if event is NEED_DATA or event is PAUSED or isinstance(event, ConnectionClosed):
             return out
@@ -39,9 +45,9 @@ def events(conn: ServerConnection) -> list[Event]:
 def respond(conn: ServerConnection, body: bytes = b"ok") -> bytes:
     length = str(len(body)).encode()
     return (
-        conn.send(Response(200, [(b"content-length", length)]))
-        + conn.send(Data(body))
-        + conn.send(EndOfMessage())
+        send(conn, Response(200, [(b"content-length", length)]))
+        + send(conn, Data(body))
+        + send(conn, EndOfMessage())
     )
 
 
@@ -72,7 +78,7 @@ def test_header_names_are_lowercased_and_values_stripped_in_order() -> None:
     conn = connection_with(
         b"GET / HTTP/1.1\r\nHost: a\r\nX-Thing:   spaced out \t\r\nx-thing: two\r\nEmpty:\r\n\r\n"
     )
-    request = conn.next_event()
+    request = next_event(conn)
     assert isinstance(request, Request)
     assert request.headers == [
         (b"host", b"a"),
@@ -108,7 +114,7 @@ def test_a_chunked_body_with_extensions_and_trailers() -> None:
 
 def test_empty_lines_before_a_request_are_ignored() -> None:
     conn = connection_with(b"\r\n\r\n" + GET)
-    assert isinstance(conn.next_event(), Request)
+    assert isinstance(next_event(conn), Request)
 
 
 def test_pipelined_requests_wait_for_each_response_in_turn() -> None:
@@ -129,8 +135,8 @@ def test_a_client_closing_between_requests_is_connection_closed() -> None:
     events(conn)
     respond(conn)
     conn.receive_data(b"")
-    assert conn.next_event() == ConnectionClosed()
-    assert conn.next_event() == ConnectionClosed()
+    assert next_event(conn) == ConnectionClosed()
+    assert next_event(conn) == ConnectionClosed()
     with pytest.raises(RuntimeError, match="after end-of-file"):
         conn.receive_data(b"more")
 
@@ -152,9 +158,9 @@ def test_expect_100_continue_is_reported_until_a_response_or_body() -> None:
     conn = connection_with(
         b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
     )
-    conn.next_event()
+    next_event(conn)
     assert conn.client_is_waiting_for_100_continue
-    assert conn.send(InformationalResponse(100)) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert send(conn, InformationalResponse(100)) == b"HTTP/1.1 100 Continue\r\n\r\n"
     assert not conn.client_is_waiting_for_100_continue
     conn.receive_data(b"hi")
     assert events(conn) == [Data(b"hi"), EndOfMessage(), PAUSED]
@@ -165,7 +171,7 @@ def test_feeding_the_buffer_directly_is_the_same_as_receive_data() -> None:
     view = conn.buffer.reserve(len(GET))
     view[: len(GET)] = GET
     conn.buffer.commit(len(GET))
-    assert isinstance(conn.next_event(), Request)
+    assert isinstance(next_event(conn), Request)
 
 
 # ---------------------------------------------------------------------------
@@ -185,14 +191,14 @@ def test_connection_close_from_the_client_ends_the_connection_after_the_response
     events(conn)
     assert b"connection: close\r\n" in respond(conn)
     assert conn.must_close
-    assert conn.next_event() is PAUSED  # the pipelined GET is never parsed
+    assert next_event(conn) is PAUSED  # the pipelined GET is never parsed
 
 
 def test_connection_close_from_the_server_ends_the_connection() -> None:
     conn = connection_with(GET)
     events(conn)
-    wire = conn.send(Response(200, [(b"Connection", b"close"), (b"Content-Length", b"0")]))
-    conn.send(EndOfMessage())
+    wire = send(conn, Response(200, [(b"Connection", b"close"), (b"Content-Length", b"0")]))
+    send(conn, EndOfMessage())
     assert wire.count(b"close") == 1
     assert conn.must_close
 
@@ -207,14 +213,14 @@ def test_http10_closes_by_default_and_keeps_alive_when_asked() -> None:
     events(conn)
     assert b"connection: keep-alive\r\n" in respond(conn)
     assert not conn.must_close
-    assert conn.next_event() is NEED_DATA
+    assert next_event(conn) is NEED_DATA
 
 
 def test_a_response_sent_before_the_request_body_arrived_closes_the_connection() -> None:
     conn = connection_with(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
-    conn.next_event()
-    wire = conn.send(Response(413, [(b"content-length", b"0")]))
-    conn.send(EndOfMessage())
+    next_event(conn)
+    wire = send(conn, Response(413, [(b"content-length", b"0")]))
+    send(conn, EndOfMessage())
     assert wire.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
     assert b"connection: close\r\n" in wire
     assert conn.must_close
@@ -234,9 +240,9 @@ def test_a_response_with_content_length_is_sent_as_is() -> None:
 def test_a_response_without_framing_is_chunked_for_http11() -> None:
     conn = connection_with(GET)
     events(conn)
-    wire = conn.send(Response(200, [(b"content-type", b"text/plain")]))
-    wire += conn.send(Data(b"hello")) + conn.send(Data(b"")) + conn.send(Data(b" world!"))
-    wire += conn.send(EndOfMessage())
+    wire = send(conn, Response(200, [(b"content-type", b"text/plain")]))
+    wire += send(conn, Data(b"hello")) + send(conn, Data(b"")) + send(conn, Data(b" world!"))
+    wire += send(conn, EndOfMessage())
     assert wire == (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n7\r\n world!\r\n0\r\n\r\n"
@@ -246,8 +252,8 @@ def test_a_response_without_framing_is_chunked_for_http11() -> None:
 def test_a_response_without_framing_is_delimited_by_closing_for_http10() -> None:
     conn = connection_with(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     events(conn)
-    wire = conn.send(Response(200, [(b"Transfer-Encoding", b"chunked")]))
-    wire += conn.send(Data(b"raw")) + conn.send(EndOfMessage())
+    wire = send(conn, Response(200, [(b"Transfer-Encoding", b"chunked")]))
+    wire += send(conn, Data(b"raw")) + send(conn, EndOfMessage())
     assert wire == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nraw"
     assert conn.must_close
 
@@ -256,27 +262,27 @@ def test_head_responses_drop_the_body_so_get_handlers_serve_head() -> None:
     conn = connection_with(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
     events(conn)
     assert respond(conn, b"the body") == b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n"
-    assert conn.next_event() is NEED_DATA  # and the connection goes on
+    assert next_event(conn) is NEED_DATA  # and the connection goes on
 
 
 def test_204_and_304_have_no_body() -> None:
     conn = connection_with(GET)
     events(conn)
     with pytest.raises(LocalProtocolError, match="204"):
-        conn.send(Response(204, [(b"content-length", b"0")]))
-    assert conn.send(Response(304)) == b"HTTP/1.1 304 Not Modified\r\n\r\n"
+        send(conn, Response(204, [(b"content-length", b"0")]))
+    assert send(conn, Response(304)) == b"HTTP/1.1 304 Not Modified\r\n\r\n"
     with pytest.raises(LocalProtocolError, match="cannot have a body"):
-        conn.send(Data(b"x"))
-    assert conn.send(EndOfMessage()) == b""
+        send(conn, Data(b"x"))
+    assert send(conn, EndOfMessage()) == b""
 
 
 def test_the_reason_phrase_defaults_to_the_standard_one() -> None:
     conn = connection_with(GET)
     events(conn)
-    assert conn.send(Response(599, [(b"content-length", b"0")])).startswith(b"HTTP/1.1 599 \r\n")
+    assert send(conn, Response(599, [(b"content-length", b"0")])).startswith(b"HTTP/1.1 599 \r\n")
     conn = connection_with(GET)
     events(conn)
-    assert conn.send(Response(200, reason=b"Fine")).startswith(b"HTTP/1.1 200 Fine\r\n")
+    assert send(conn, Response(200, reason=b"Fine")).startswith(b"HTTP/1.1 200 Fine\r\n")
 
 
 @pytest.mark.parametrize(
@@ -291,35 +297,47 @@ def test_header_injection_through_a_response_is_refused(headers: list[tuple[byte
     conn = connection_with(GET)
     events(conn)
     with pytest.raises(LocalProtocolError, match="invalid"):
-        conn.send(Response(200, headers))
+        send(conn, Response(200, headers))
+
+
+def test_a_refused_response_changes_nothing() -> None:
+    conn = connection_with(GET)
+    events(conn)
+    with pytest.raises(LocalProtocolError, match="invalid"):
+        send(conn, Response(200, [(b"connection", b"close"), (b"x", b"bad\r\nvalue")]))
+    assert conn.keep_alive
+    wire = send(conn, Response(200, [(b"content-length", b"0")]))
+    send(conn, EndOfMessage())
+    assert b"connection" not in wire
+    assert not conn.must_close
 
 
 def test_body_size_must_match_the_content_length() -> None:
     conn = connection_with(GET)
     events(conn)
-    conn.send(Response(200, [(b"content-length", b"3")]))
+    send(conn, Response(200, [(b"content-length", b"3")]))
     with pytest.raises(LocalProtocolError, match="more body"):
-        conn.send(Data(b"four"))
-    conn.send(Data(b"ab"))
+        send(conn, Data(b"four"))
+    send(conn, Data(b"ab"))
     with pytest.raises(LocalProtocolError, match="1 bytes short"):
-        conn.send(EndOfMessage())
+        send(conn, EndOfMessage())
 
 
 def test_events_out_of_order_are_local_protocol_errors() -> None:
     conn = ServerConnection()
     with pytest.raises(LocalProtocolError, match="no request"):
-        conn.send(Response(200))
+        send(conn, Response(200))
     conn.receive_data(GET)
     events(conn)
     with pytest.raises(LocalProtocolError, match="after a Response"):
-        conn.send(Data(b"x"))
+        send(conn, Data(b"x"))
     with pytest.raises(LocalProtocolError, match="after a Response"):
-        conn.send(EndOfMessage())
+        send(conn, EndOfMessage())
     with pytest.raises(LocalProtocolError, match="1xx"):
-        conn.send(InformationalResponse(101))
-    conn.send(Response(200))
+        send(conn, InformationalResponse(101))
+    send(conn, Response(200))
     with pytest.raises(LocalProtocolError, match="already sent"):
-        conn.send(Response(200))
+        send(conn, Response(200))
 
 
 # ---------------------------------------------------------------------------
@@ -453,13 +471,13 @@ def test_limits_give_clear_errors(data: bytes, status: int) -> None:
 def test_every_byte_of_a_head_is_checked(data: bytes, message: str) -> None:
     conn = connection_with(data)
     with pytest.raises(RemoteProtocolError, match=message) as caught:
-        conn.next_event()
+        next_event(conn)
     assert caught.value.status_code == 400
 
 
 def test_field_values_may_hold_tabs_and_bytes_above_ascii() -> None:
     conn = connection_with(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xff\x80\r\n\r\n")
-    request = conn.next_event()
+    request = next_event(conn)
     assert isinstance(request, Request)
     assert request.headers == [(b"host", b"a"), (b"x", b"a\tb \xff\x80")]
 
@@ -467,7 +485,7 @@ def test_field_values_may_hold_tabs_and_bytes_above_ascii() -> None:
 def test_a_head_longer_than_the_line_limit_is_fine_when_every_line_is_short() -> None:
     fields = b"".join(b"X-%d: v\r\n" % i for i in range(5))
     conn = connection_with(b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n", max_line_length=16)
-    request = conn.next_event()
+    request = next_event(conn)
     assert isinstance(request, Request) and len(request.headers) == 6
 
 
@@ -500,26 +518,100 @@ def test_a_response_field_error_names_the_first_bad_field(
     conn = connection_with(GET)
     events(conn)
     with pytest.raises(LocalProtocolError, match=message):
-        conn.send(Response(200, [(b"content-length", b"0"), *headers]))
+        send(conn, Response(200, [(b"content-length", b"0"), *headers]))
 
 
 def test_response_field_values_may_hold_tabs_and_bytes_above_ascii() -> None:
     conn = connection_with(GET)
     events(conn)
-    wire = conn.send(Response(200, [(b"Content-Length", b"0"), (b"X", b"a\tb \xff")]))
+    wire = send(conn, Response(200, [(b"Content-Length", b"0"), (b"X", b"a\tb \xff")]))
     assert wire == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: a\tb \xff\r\n\r\n"
 
 
 def test_after_a_protocol_error_the_error_response_can_be_sent_then_the_connection_closes() -> None:
     conn = connection_with(b"BROKEN\r\n\r\n")
     with pytest.raises(RemoteProtocolError) as caught:
-        conn.next_event()
+        next_event(conn)
     with pytest.raises(RemoteProtocolError):
-        conn.next_event()  # the connection stays failed
-    wire = conn.send(Response(caught.value.status_code, [(b"content-length", b"0")]))
-    conn.send(EndOfMessage())
+        next_event(conn)  # the connection stays failed
+    wire = send(conn, Response(caught.value.status_code, [(b"content-length", b"0")]))
+    send(conn, EndOfMessage())
     assert wire == b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     assert conn.must_close
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n",  # the last field line ends in LF
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n",
+    ],
+    ids=["head, LF CRLF", "trailers, LF CRLF", "trailers, LF"],
+)
+def test_a_head_or_trailer_section_with_bare_lf_line_ends_is_refused_without_waiting(
+    data: bytes,
+) -> None:
+    # A client that ends its lines in LF may end its head with LF CRLF: no
+    # CRLF CRLF will ever come, so waiting for one (until the limit, or the
+    # client's close) would only leave it hanging.
+    conn = connection_with(data)
+    with pytest.raises(RemoteProtocolError, match="bare LF") as caught:
+        events(conn)
+    assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\nHost:a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\nU: b\r\n\r\n",
+    ],
+)
+def test_a_bare_lf_inside_a_complete_head_or_trailer_section_is_named(data: bytes) -> None:
+    conn = connection_with(data)
+    with pytest.raises(RemoteProtocolError, match="bare LF"):
+        events(conn)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n" + H + b"X: " + b"v" * 300 + b"\r\n\r\n",
+        b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(9)),
+    ],
+    ids=["head too large", "too many fields"],
+)
+def test_a_request_line_over_its_limit_is_414_however_the_head_arrives(head: bytes) -> None:
+    for pieces in ([head + b"\r\n"], [bytes([byte]) for byte in head + b"\r\n"]):
+        conn = ServerConnection(max_line_length=64, max_header_count=8, max_header_size=256)
+        with pytest.raises(RemoteProtocolError, match="request line is too long") as caught:
+            for piece in pieces:
+                conn.receive_data(piece)
+                events(conn)
+        assert caught.value.status_code == 414
+
+
+def test_a_request_line_of_exactly_the_limit_is_accepted_when_it_arrives_up_to_its_cr() -> None:
+    line = b"GET /" + b"a" * 50 + b" HTTP/1.1"
+    conn = ServerConnection(max_line_length=len(line))
+    conn.receive_data(line + b"\r")
+    assert events(conn) == [NEED_DATA]
+    conn.receive_data(b"\nHost: a\r\n\r\n")
+    assert [type(event) for event in events(conn)] == [Request, EndOfMessage, type(PAUSED)]
+
+
+def test_a_chunk_size_line_of_exactly_the_limit_is_accepted_when_it_arrives_up_to_its_cr() -> None:
+    line = b"2;" + b"e" * 62
+    conn = connection_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + line + b"\r",
+        max_line_length=len(line),
+    )
+    assert isinstance(next_event(conn), Request)
+    assert events(conn) == [NEED_DATA]
+    conn.receive_data(b"\nhi\r\n0\r\n\r\n")
+    assert events(conn) == [Data(b"hi"), EndOfMessage(), PAUSED]
 
 
 def test_a_header_section_trickling_in_a_byte_at_a_time_is_parsed_in_linear_time() -> None:
@@ -533,6 +625,52 @@ def test_a_header_section_trickling_in_a_byte_at_a_time_is_parsed_in_linear_time
     conn.receive_data(data[-1:])
     assert isinstance(conn.next_event(), Request)
     assert time.perf_counter() - started < 2
+
+
+# ---------------------------------------------------------------------------
+# The transition table
+# ---------------------------------------------------------------------------
+
+
+def connection_where_the_server_is(state: _http._State) -> ServerConnection:
+    """A connection whose server's side is in ``state``."""
+    if state is _http._IDLE:
+        return ServerConnection()
+    conn = connection_with(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    events(conn)
+    if state is not _http._SEND_RESPONSE:
+        send(conn, Response(200))  # chunked: any Data, and EndOfMessage, fit
+        if state is _http._DONE:
+            send(conn, EndOfMessage())  # and the connection is closing: it stays DONE
+    assert states(conn)[1] is state
+    return conn
+
+
+@pytest.mark.parametrize("state", list(_http._SERVER_TRANSITIONS), ids=lambda state: state.name)
+@pytest.mark.parametrize(
+    "event",
+    [InformationalResponse(100), Response(200), Data(b"x"), EndOfMessage()],
+    ids=lambda event: type(event).__name__,
+)
+def test_the_server_may_send_exactly_what_its_table_allows(
+    state: _http._State, event: InformationalResponse | Response | Data | EndOfMessage
+) -> None:
+    conn = connection_where_the_server_is(state)
+    if type(event) in _http._SERVER_TRANSITIONS[state]:
+        send(conn, event)  # and the step is the table's
+    else:
+        with pytest.raises(LocalProtocolError, match=r"no request|already sent|after a Response"):
+            send(conn, event)
+
+
+def test_a_step_the_table_does_not_have_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hot paths move without the table: were the table to lose an entry
+    # they take, the checked drivers would say so.
+    conn = connection_with(GET)
+    events(conn)
+    monkeypatch.setitem(_http._SERVER_TRANSITIONS, _http._SEND_RESPONSE, {})
+    with pytest.raises(AssertionError, match=r"Response in .* not in the table"):
+        send(conn, Response(200))
 
 
 # ---------------------------------------------------------------------------
@@ -584,8 +722,9 @@ def serve(conn: ServerConnection, chunks: Iterator[bytes]) -> list[Event]:
     consecutive Data merged. Checks the buffer's bound on the way."""
     bound = max(conn.max_header_size, conn.max_line_length) + 4
     seen: list[Event] = []
+    in_request = False  # between a Request and its EndOfMessage
     while True:
-        event = conn.next_event()
+        event = next_event(conn)
         if event is NEED_DATA:
             assert len(conn.buffer) <= bound, "the buffer grew past the limits"
             conn.receive_data(next(chunks, b""))
@@ -593,7 +732,13 @@ def serve(conn: ServerConnection, chunks: Iterator[bytes]) -> list[Event]:
         if event is PAUSED:
             assert conn.must_close
             return seen
-        assert not isinstance(event, type(NEED_DATA))
+        # Whatever the bytes and however they were split, the events keep
+        # the order of a cycle, resuming after each NEED_DATA where they were.
+        if in_request:
+            assert isinstance(event, Data | EndOfMessage), f"{event!r} inside a request"
+        else:
+            assert isinstance(event, Request | ConnectionClosed), f"{event!r} between requests"
+        in_request = isinstance(event, Request | Data)
         if isinstance(event, Data) and seen and isinstance(seen[-1], Data):
             seen[-1] = Data(seen[-1].data + event.data)
         else:
@@ -660,7 +805,7 @@ def test_an_endless_stream_of_anything_ends_in_an_error_or_bounded_buffer(unit: 
     conn.receive_data(head)
     try:
         for _ in range(2000):
-            event = conn.next_event()
+            event = next_event(conn)
             if event is NEED_DATA:
                 assert len(conn.buffer) <= LIMITS["max_header_size"] + 4
                 conn.receive_data(unit * 7)
