@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo tour serve test lint typecheck bench clean
+.PHONY: demo tour serve native-demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ tour: $(STAMP)
 SERVE_ARGS ?= -p 11211 -l 127.0.0.1
 serve: $(STAMP)
 	$(BIN)/python -m examples.memcached $(SERVE_ARGS)
+
+# The native TCP/IP stack over a TAP device, in a network namespace of its
+# own: httpd on every shard, curl and wrk from the kernel's side (as root).
+native-demo: $(STAMP)
+	$(BIN)/python -m examples.native_demo
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check shardio shardio_net shardio_disk tests bench examples

@@ -27,6 +27,7 @@ from typing import Literal
 
 import shardio
 import shardio_net
+import shardio_net.native
 
 BUFFER_SIZE = 65536
 
@@ -40,8 +41,12 @@ async def echo(stream: shardio_net.SocketStream) -> None:
 
 
 async def main(
-    port: int, host: str | None, balance: Literal["reuseport", "least-connections"]
+    network: argparse.Namespace,
+    port: int,
+    host: str | None,
+    balance: Literal["reuseport", "least-connections"],
 ) -> None:
+    stack = await shardio_net.native.start_stack(network)
     async with shardio.open_nursery() as nursery:
         serve = functools.partial(
             shardio_net.serve_tcp, echo, port, host=host, shards="all", balance=balance
@@ -50,7 +55,10 @@ async def main(
         where = ", ".join(
             f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in addresses
         )
-        print(f"echo server on {shardio.shard_count()} shard(s), listening on {where}", flush=True)
+        print(
+            f"echo server on {shardio.shard_count()} shard(s), {stack}, listening on {where}",
+            flush=True,
+        )
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -66,12 +74,15 @@ def parse_arguments() -> argparse.Namespace:
         default="reuseport",
         help="how connections are spread over the shards",
     )
+    shardio_net.native.add_stack_arguments(parser)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_arguments()
     try:
-        shardio.run(main, arguments.port, arguments.host, arguments.balance, shards=arguments.smp)
+        shardio.run(
+            main, arguments, arguments.port, arguments.host, arguments.balance, shards=arguments.smp
+        )
     except KeyboardInterrupt:
         print("stopped", flush=True)

@@ -39,6 +39,7 @@ from typing import Literal
 
 import shardio
 import shardio_net
+import shardio_net.native
 from shardio_net import http
 
 #: The body of ``GET /``.
@@ -140,6 +141,7 @@ async def linger(stream: shardio_net.SocketStream, timeout: float = 2.0) -> None
 
 
 async def main(
+    network: argparse.Namespace,
     port: int,
     host: str | None,
     balance: Literal["reuseport", "least-connections"],
@@ -149,6 +151,7 @@ async def main(
     handler = functools.partial(
         serve_http, max_header_size=max_header_size, idle_timeout=idle_timeout
     )
+    stack = await shardio_net.native.start_stack(network)
     async with shardio.open_nursery() as nursery:
         serve = functools.partial(
             shardio_net.serve_tcp, handler, port, host=host, shards="all", balance=balance
@@ -157,7 +160,10 @@ async def main(
         where = ", ".join(
             f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}" for a in addresses
         )
-        print(f"httpd on {shardio.shard_count()} shard(s), listening on {where}", flush=True)
+        print(
+            f"httpd on {shardio.shard_count()} shard(s), {stack}, listening on {where}",
+            flush=True,
+        )
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -185,6 +191,7 @@ def parse_arguments() -> argparse.Namespace:
         default=60.0,
         help="seconds a keep-alive connection may wait for its next request",
     )
+    shardio_net.native.add_stack_arguments(parser)
     return parser.parse_args()
 
 
@@ -193,6 +200,7 @@ if __name__ == "__main__":
     try:
         shardio.run(
             main,
+            arguments,
             arguments.port,
             arguments.host,
             arguments.balance,

@@ -25,6 +25,7 @@ import shardio
 from shardio import TASK_STATUS_IGNORED, TaskStatus
 
 from ._balance import serve_least_connections
+from ._native_route import installed_native_stack, native_address
 from ._serve import Handler, serve_listeners
 from ._socket_stream import SocketStream
 from ._tcp_listeners import BoundAddress, bind_tcp_listeners, open_tcp_listeners
@@ -112,6 +113,13 @@ async def serve_tcp(
     here = shardio.current_shard()
     if handler_nursery is not None and targets != [here]:
         raise ValueError("handler_nursery can be given only when serving on this shard alone")
+    if installed_native_stack() is not None:
+        if balance != "reuseport":
+            raise ValueError(
+                "on the native stack connections are spread by flow ownership: "
+                "balance='least-connections' is for the kernel's sockets"
+            )
+        await serve_tcp_native(handler, port, host, backlog, targets, handler_nursery, task_status)
     if balance == "least-connections":
         await serve_least_connections(
             handler, port, host, backlog, targets, handler_nursery, task_status
@@ -138,6 +146,55 @@ async def serve_tcp(
     if bind_error is not None:
         raise bind_error
     raise AssertionError("the per-shard servers end only by raising")
+
+
+async def serve_tcp_native(
+    handler: Handler[SocketStream],
+    port: int,
+    host: str | bytes | None,
+    backlog: int | None,
+    targets: list[int],
+    handler_nursery: shardio.Nursery | None,
+    task_status: TaskStatus[list[BoundAddress]],
+) -> NoReturn:
+    """:func:`serve_tcp` on the native stacks of ``targets``: each shard's
+    stack listens on the port (the first one picks it if it is 0) and serves
+    the connections it owns (see ``shardio_net.native._on_shards``)."""
+    here = shardio.current_shard()
+    if targets == [here]:
+        await _serve_native_here(handler, port, host, backlog, handler_nursery, task_status)
+    first, *others = targets
+    async with shardio.open_nursery() as nursery:
+        addresses: list[BoundAddress] = await nursery.start(
+            _serve_native_here, handler, port, host, backlog, None, shard=first
+        )
+        for shard in others:
+            await nursery.start(
+                _serve_native_here, handler, addresses[0][1], host, backlog, None, shard=shard
+            )
+        task_status.started(addresses)
+    raise AssertionError("the per-shard servers end only by raising")
+
+
+async def _serve_native_here(
+    handler: Handler[SocketStream],
+    port: int,
+    host: str | bytes | None,
+    backlog: int | None,
+    handler_nursery: shardio.Nursery | None,
+    task_status: TaskStatus[list[BoundAddress]] = TASK_STATUS_IGNORED,
+) -> NoReturn:
+    stack = installed_native_stack()
+    if stack is None:
+        raise RuntimeError(
+            f"serve_tcp on the native stack, but shard {shardio.current_shard()} has none "
+            "installed: install one on every shard served (shardio_net.native.start_tap_stacks "
+            "does that)"
+        )
+    native_host = None if host is None else await native_address(host, port)
+    listeners = await stack.open_tcp_listeners(port, host=native_host, backlog=backlog)
+    task_status.started([listener.getsockname() for listener in listeners])
+    await serve_listeners(handler, listeners, handler_nursery=handler_nursery)  # type: ignore[arg-type]
 
 
 async def serve_tcp_resolving(

@@ -43,6 +43,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+from ._native_route import installed_native_stack, native_address
 from ._resolve import getaddrinfo
 from ._socket_listener import SocketListener
 
@@ -171,6 +172,11 @@ async def open_tcp_listeners(
     ``reuse_port=False`` lets nothing join. ``SO_REUSEADDR`` is always set
     (a port whose old connections linger in ``TIME_WAIT`` can be bound).
     """
+    native = installed_native_stack()
+    if native is not None:
+        native_host = None if host is None else await native_address(host, port)
+        listeners = await native.open_tcp_listeners(port, host=native_host, backlog=backlog)
+        return listeners  # type: ignore[return-value]
     if not isinstance(port, int):
         raise TypeError(f"port must be an int, not {port!r}")
     infos = await getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

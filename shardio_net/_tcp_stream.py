@@ -29,6 +29,7 @@ import shardio
 from shardio import lowlevel
 
 from ._connect import connect
+from ._native_route import installed_native_stack, native_address
 from ._resolve import AddressInfo, getaddrinfo
 from ._socket_stream import SocketStream
 
@@ -84,6 +85,10 @@ async def open_tcp_stream(
     every attempt failed; its ``__cause__`` is an :class:`ExceptionGroup` of
     the attempts' errors.
     """
+    native = installed_native_stack()
+    if native is not None:
+        address = await native_address(host, port)
+        return await native.open_tcp_stream(address, port)  # type: ignore[return-value]
     if not isinstance(host, str | bytes):
         raise ValueError(f"host must be a str or bytes, not {host!r}")
     if not isinstance(port, int):

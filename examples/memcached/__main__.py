@@ -33,6 +33,7 @@ import argparse
 import sys
 
 import shardio
+import shardio_net.native
 
 from .datadir import DataDirectoryError
 from .server import serve
@@ -107,6 +108,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=16 << 20,
         help="... and larger than this (default 16m)",
     )
+    shardio_net.native.add_stack_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -125,13 +127,14 @@ async def main(arguments: argparse.Namespace) -> None:
         compact_min_bytes=arguments.compact_min,
         salvage_damaged_logs=arguments.salvage_damaged_logs,
     )
+    stack = await shardio_net.native.start_stack(arguments)
     async with shardio.open_nursery() as nursery:
         addresses = await nursery.start(serve, settings, arguments.listen)
         where = ", ".join(
             f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in addresses
         )
         print(
-            f"memcached on {settings.shards} shard(s), listening on {where}",
+            f"memcached on {settings.shards} shard(s), {stack}, listening on {where}",
             flush=True,
         )
 

@@ -7,7 +7,9 @@ stack with its streams, listeners and UDP sockets. See
 docs/design/native-stack.md.
 """
 
+from ._arguments import add_stack_arguments, start_stack
 from ._listener import NativeListener
+from ._on_shards import install, installed, start_tap_stacks
 from ._simulated import simulated_pair
 from ._stack import Capture, NativeStack, StackStatistics
 from ._stream import COPY_THRESHOLD, NativeStream
@@ -26,5 +28,10 @@ __all__ = [
     "TcpConfig",
     "TcpStatistics",
     "UDPStatistics",
+    "add_stack_arguments",
+    "install",
+    "installed",
     "simulated_pair",
+    "start_stack",
+    "start_tap_stacks",
 ]

@@ -254,3 +254,30 @@ async def test_udp_round_trip(autojump_clock: MockClock) -> None:
     await server.sendto(b"pong" * 1000, source)  # larger than the MTU: fragments
     data, _ = await client.recvfrom(65536)
     assert data == b"pong" * 1000
+
+
+async def test_shardio_net_functions_use_the_installed_native_stack(
+    autojump_clock: MockClock,
+) -> None:
+    import shardio_net
+    from shardio_net.native import install, installed
+
+    a, b = simulated_pair(delay=0.001)
+    assert installed() is None
+
+    async def shout(stream: NativeStream) -> None:
+        await stream.send_all((await stream.receive_some()).upper())
+
+    async with shardio.open_nursery() as nursery:
+        install(b)
+        [address] = await nursery.start(shardio_net.serve_tcp, shout, 0)
+        assert address[0] == "10.0.0.2"
+        install(a)
+        stream = await shardio_net.open_tcp_stream("10.0.0.2", address[1])
+        assert isinstance(stream, NativeStream)
+        await stream.send_all(b"over the native stack")
+        assert await stream.receive_some() == b"OVER THE NATIVE STACK"
+        await stream.aclose()
+        install(None)
+        assert installed() is None
+        nursery.cancel_scope.cancel()

@@ -26,7 +26,7 @@ def test_the_echo_example_echoes_on_two_shards_and_stops_on_ctrl_c() -> None:
     try:
         assert server.stdout is not None
         first_line = server.stdout.readline()
-        match = re.search(r"2 shard\(s\), listening on 127\.0\.0\.1:(\d+)", first_line)
+        match = re.search(r"2 shard\(s\), posix stack, listening on 127\.0\.0\.1:(\d+)", first_line)
         assert match, first_line
         port = int(match.group(1))
         for index in range(20):

@@ -37,7 +37,7 @@ class Server:
         )
         assert self.process.stdout is not None
         first_line = self.process.stdout.readline()
-        match = re.search(r"2 shard\(s\), listening on 127\.0\.0\.1:(\d+)", first_line)
+        match = re.search(r"2 shard\(s\), posix stack, listening on 127\.0\.0\.1:(\d+)", first_line)
         if not match:
             self.process.kill()
             _, errors = self.process.communicate()

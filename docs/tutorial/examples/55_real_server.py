@@ -13,7 +13,7 @@ def start(data_dir):
     command = [sys.executable, "-m", "examples.memcached", "--smp", "2", "-p", "0"]
     command += ["-l", "127.0.0.1", "--data-dir", data_dir]
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = server.stdout.readline()  # "memcached on 2 shard(s), listening on 127.0.0.1:PORT"
+    line = server.stdout.readline()  # "memcached on 2 shard(s), posix stack, listening on 127.0.0.1:PORT"
     return server, int(line.rsplit(b":", 1)[1])
 
 
