@@ -207,6 +207,11 @@ def test_offloads_move_the_same_bytes_in_fewer_larger_frames() -> None:
         on.bytes_received, off.bytes_received
     )
     assert on.dropped_bad_checksum == off.dropped_bad_checksum == 0
+    # Stack to kernel: with TSO the connection sends segments of many MSS,
+    # which the kernel cuts; without, every frame fits the MTU.
+    assert on.large_frames_sent > 0
+    assert on.frames_sent * 4 < off.frames_sent
+    assert off.large_frames_sent == 0
 
 
 def test_a_tap_device_outlives_no_run() -> None:

@@ -230,3 +230,18 @@ def test_send_takes_what_the_send_buffer_holds_and_releases_buffers_as_acked() -
         +0    check c.send_space == 3000
         """
     )
+
+
+def test_with_segmentation_offload_new_data_leaves_in_multi_mss_segments() -> None:
+    # The initial window is ten segments: with TSO it leaves as segments of
+    # whole MSS multiples for the device to cut, not as ten 1460-byte ones.
+    Script(TcpConfig(timestamps=False, segment_offload=8 * 1460)).run(
+        CONNECT_PLAIN
+        + """
+        +0.1  send 20000
+        +0    > . 1:11681(11680) ack 1
+        +0    > . 11681:14601(2920) ack 1
+        +0.05 < . 1:1(0) ack 14601 win 2000
+        +0    > P. 14601:20001(5400) ack 1
+        """
+    )

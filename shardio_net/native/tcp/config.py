@@ -110,6 +110,11 @@ class TcpConfig:
     max_out_of_order: int = attrs.field(default=1024, validator=_int_at_least(0))
     #: Challenge ACKs (RFC 5961) sent per second at most, per connection.
     challenge_ack_limit: int = attrs.field(default=100, validator=_int_at_least(1))
+    #: Segmentation offload (TSO): the most payload bytes one segment of new
+    #: data may carry for the device to cut into MSS-sized ones; 0 (the
+    #: default) sends MSS-sized segments only. The stack sets it from a
+    #: device that segments (a TAP device with ``tso``).
+    segment_offload: int = attrs.field(default=0, validator=_int_at_least(0))
 
     @property
     def mss(self) -> int:

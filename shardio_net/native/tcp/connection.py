@@ -869,16 +869,23 @@ class TcpConnection:
         wnd_end = snd_una + self._snd_wnd
         nagle = self._config.nagle
         half_window = self._max_snd_wnd >> 1
+        # With segmentation offload a segment of new data carries several
+        # MSS (the device cuts it); retransmissions stay MSS-sized.
+        offload = self._config.segment_offload
+        step = mss if offload <= mss else offload - offload % mss
         cwnd_limited = False
         first = snd_nxt
         view = _NO_VIEW
         view_start = view_end = -1
         while snd_nxt < sq_end:
             avail = sq_end - snd_nxt
-            n = mss if avail > mss else avail
+            n = step if avail > step else avail
             if pipe + n > cwnd:
-                cwnd_limited = True
-                break
+                if n <= mss or cwnd - pipe < mss:
+                    cwnd_limited = True
+                    break
+                n = cwnd - pipe
+                n -= n % mss  # whole segments once cut
             room = wnd_end - snd_nxt
             if n > room:
                 if room <= 0:
