@@ -1,5 +1,5 @@
 """shardio_disk: direct (O_DIRECT) file I/O on io_uring, one ring per shard,
-buffered async files, and file streams.
+buffered async files, file streams, and async paths.
 
 This module only re-exports the public names; see each for its docs.
 """
@@ -11,6 +11,7 @@ from ._choice import backend, statistics
 from ._dma import Alignment, DmaFile, DmaFileStatistics, open_dma
 from ._iobase import AsyncFile
 from ._open import open_file
+from ._path import Path
 from ._raw import RawFile
 from ._streams import FileInputStream, FileOutputStream, FileStreamStatistics
 from ._text import TextFile
@@ -25,6 +26,7 @@ __all__ = [
     "FileInputStream",
     "FileOutputStream",
     "FileStreamStatistics",
+    "Path",
     "RawFile",
     "TextFile",
     "aligned_buffer",

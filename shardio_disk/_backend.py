@@ -1,6 +1,6 @@
-"""What a disk backend does: the operations :class:`~shardio_disk.DmaFile`
-needs, with one implementation on io_uring (``_uring.py``) and one on a
-thread pool (``_threads.py``).
+"""What a disk backend does: the operations shardio_disk's files and
+:class:`~shardio_disk.Path` need, with one implementation on io_uring
+(``_uring.py``) and one on a thread pool (``_threads.py``).
 
 Every operation is a checkpoint and cancellable, and a cancelled operation
 returns only once the kernel (or the thread) is done with its buffer. Errors
@@ -11,6 +11,8 @@ adds its name.
 from __future__ import annotations
 
 import abc
+import os
+import struct
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -26,6 +28,12 @@ STATX_MODE = 0x2
 STATX_SIZE = 0x200
 STATX_DIOALIGN = 0x2000
 STATX_DIO_READ_ALIGN = 0x20000
+#: Everything ``stat(2)`` returns.
+STATX_BASIC_STATS = 0x7FF
+#: ``statx`` flags (``<fcntl.h>``): ``lstat``, and ``stat``'s rule of not
+#: triggering an automount.
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_NO_AUTOMOUNT = 0x800
 
 #: What an operation is, for the clean-up of a cancelled one. A cancelled
 #: KIND_IO operation raises Cancelled whatever its outcome; a cancelled
@@ -78,6 +86,35 @@ def decode_statx(buf: Any) -> FileInfo:
         mode=int(info.mode),
         blksize=int(info.blksize),
     )
+
+
+#: ``struct statx`` up to ``stx_dev_minor``, as ``<linux/stat.h>`` lays it
+#: out (a stable ABI): mask, blksize, attributes, nlink, uid, gid, mode,
+#: ino, size, blocks, attributes_mask, then four timestamps (atime, btime,
+#: ctime, mtime: seconds, nanoseconds, padding), then rdev and dev as
+#: major/minor pairs.
+_STATX_LAYOUT = struct.Struct("=IIQIIIH2xQQQQ" + "qI4x" * 4 + "IIII")
+
+
+def decode_stat(buf: Any) -> os.stat_result:
+    """A filled ``struct statx`` (asked with STATX_BASIC_STATS) as the
+    :class:`os.stat_result` that :func:`os.stat` gives for the same file:
+    the same fields, and the float times computed as CPython does."""
+    (
+        _mask, blksize, _attributes, nlink, uid, gid, mode, ino, size, blocks, _attributes_mask,
+        a_sec, a_nsec, _b_sec, _b_nsec, c_sec, c_nsec, m_sec, m_nsec,
+        rdev_major, rdev_minor, dev_major, dev_minor,
+    ) = _STATX_LAYOUT.unpack_from(ffi.buffer(buf))  # fmt: skip
+    billion = 1_000_000_000
+    return os.stat_result(
+        (
+            mode, ino, os.makedev(dev_major, dev_minor), nlink, uid, gid, size,
+            a_sec, m_sec, c_sec,
+            a_sec + a_nsec * 1e-9, m_sec + m_nsec * 1e-9, c_sec + c_nsec * 1e-9,
+            a_sec * billion + a_nsec, m_sec * billion + m_nsec, c_sec * billion + c_nsec,
+            blksize, blocks, os.makedev(rdev_major, rdev_minor),
+        )
+    )  # fmt: skip
 
 
 @attrs.frozen
@@ -180,6 +217,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def statx(self, fd: int, mask: int) -> FileInfo:
         """``statx`` of an open file."""
+
+    @abc.abstractmethod
+    async def stat(self, path: bytes, *, follow_symlinks: bool) -> os.stat_result:
+        """``stat(path)`` (``lstat`` if not ``follow_symlinks``), as
+        :func:`os.stat` returns it. ``path`` has no NUL byte."""
 
     @abc.abstractmethod
     def statistics(self) -> DiskStatistics:

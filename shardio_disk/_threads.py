@@ -72,6 +72,14 @@ def _statx(fd: int, mask: int) -> FileInfo:
     return decode_statx(buf)
 
 
+def _stat(path: bytes, follow_symlinks: bool) -> os.stat_result:
+    try:
+        return os.stat(path, follow_symlinks=follow_symlinks)
+    except OSError as exc:
+        # As every backend error: the errno, and no file name (the caller's is a str).
+        raise OSError(exc.errno, exc.strerror) from None
+
+
 class _Job:
     """One call on the pool, and the task waiting for it."""
 
@@ -218,6 +226,10 @@ class ThreadBackend(Backend):
     async def statx(self, fd: int, mask: int) -> FileInfo:
         info: FileInfo = await self.run(KIND_IO, _statx, fd, mask)
         return info
+
+    async def stat(self, path: bytes, *, follow_symlinks: bool) -> os.stat_result:
+        result: os.stat_result = await self.run(KIND_IO, _stat, path, follow_symlinks)
+        return result
 
     def statistics(self) -> DiskStatistics:
         return DiskStatistics(

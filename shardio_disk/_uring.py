@@ -110,14 +110,18 @@ import outcome
 from shardio import lowlevel
 
 from ._backend import (
+    AT_NO_AUTOMOUNT,
+    AT_SYMLINK_NOFOLLOW,
     KIND_IO,
     KIND_KEEP,
     KIND_OPEN,
     MAX_RW_BYTES,
+    STATX_BASIC_STATS,
     Backend,
     DiskStatistics,
     FileInfo,
     backend_closed,
+    decode_stat,
     decode_statx,
     statx_buffer,
 )
@@ -501,6 +505,14 @@ class UringBackend(Backend):
             KIND_IO, None, lib.uring_prep_statx, fd, b"", _AT_EMPTY_PATH, mask, buf
         )
         return decode_statx(buf)
+
+    async def stat(self, path: bytes, *, follow_symlinks: bool) -> os.stat_result:
+        flags = AT_NO_AUTOMOUNT if follow_symlinks else AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW
+        buf = statx_buffer()
+        await self._uring.perform(
+            KIND_IO, None, lib.uring_prep_statx, _AT_FDCWD, path, flags, STATX_BASIC_STATS, buf
+        )
+        return decode_stat(buf)
 
     def statistics(self) -> DiskStatistics:
         uring = self._uring
