@@ -1,5 +1,5 @@
 """shardio_disk: direct (O_DIRECT) file I/O on io_uring, one ring per shard,
-buffered async files, file streams, and async paths.
+buffered async files, file streams, async paths, and wrapped file objects.
 
 This module only re-exports the public names; see each for its docs.
 """
@@ -15,10 +15,12 @@ from ._path import Path
 from ._raw import RawFile
 from ._streams import FileInputStream, FileOutputStream, FileStreamStatistics
 from ._text import TextFile
+from ._wrap import AsyncIOWrapper, wrap_file
 
 __all__ = [
     "Alignment",
     "AsyncFile",
+    "AsyncIOWrapper",
     "BufferedFile",
     "DiskStatistics",
     "DmaFile",
@@ -34,4 +36,5 @@ __all__ = [
     "open_dma",
     "open_file",
     "statistics",
+    "wrap_file",
 ]
