@@ -10,19 +10,23 @@ from types import ModuleType
 import shardio
 import shardio._core
 import shardio.abc
+import shardio.from_thread
 import shardio.lowlevel
 import shardio.testing
 import shardio.to_thread
 import shardio_disk
 import shardio_net
+import shardio_net.native
 
 PUBLIC: list[ModuleType] = [
     shardio,
     shardio.lowlevel,
     shardio.testing,
     shardio.abc,
+    shardio.from_thread,
     shardio.to_thread,
     shardio_net,
+    shardio_net.native,
     shardio_disk,
 ]
 REFERENCE = Path(__file__).parent.parent / "docs" / "reference"
