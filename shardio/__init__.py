@@ -7,6 +7,7 @@ from . import abc as abc
 from . import from_thread as from_thread
 from . import lowlevel as lowlevel
 from . import to_thread as to_thread
+from ._anyio import install_finder as _install_anyio_finder
 from ._channel import (
     MemoryChannelStatistics,
     MemoryReceiveChannel,
@@ -125,6 +126,10 @@ __all__ = [
     "sleep_forever",
     "sleep_until",
 ]
+
+# AnyIO finds its "shardio" backend through this import hook; it imports
+# nothing until AnyIO asks for it (see shardio._anyio).
+_install_anyio_finder()
 
 # Public exceptions print as shardio.X in tracebacks, not by their private module.
 for _name in __all__:

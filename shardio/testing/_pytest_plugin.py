@@ -2,7 +2,9 @@
 
 ``async def`` tests run under :func:`shardio.run` when they are marked
 ``@pytest.mark.shardio`` -- or all of them, with ``shardio_mode = true`` in
-the pytest ini settings. The marker's keyword arguments go to ``shardio.run``
+the pytest ini settings -- except tests marked ``@pytest.mark.anyio``, which
+are AnyIO's plugin's (it runs them on shardio when their ``anyio_backend`` is
+``"shardio"``). The marker's keyword arguments go to ``shardio.run``
 (``shards=2``, say). A test that asks for the ``mock_clock`` or
 ``autojump_clock`` fixture runs on that clock.
 
@@ -55,6 +57,8 @@ def _wants_shardio(item: pytest.Function) -> bool:
         return False
     if item.get_closest_marker("shardio") is not None:
         return True
+    if item.get_closest_marker("anyio") is not None:
+        return False  # AnyIO's plugin runs it (on shardio with anyio_backend = "shardio")
     return bool(item.config.getini("shardio_mode"))
 
 
