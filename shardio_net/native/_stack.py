@@ -48,6 +48,18 @@ per retransmission timeout instead of several per exchange, and the pump
 wakes at most once per such entry for nothing. The pump sleeps until the
 heap's top, the interface's deadline, or the device's.
 
+No address yet, and DHCP
+------------------------
+``NativeStack(device, None)`` has no address: its interface sends only to
+255.255.255.255 from 0.0.0.0 and takes only UDP (``iface/interface.py``,
+"No address yet") -- what a DHCP client needs and nothing more. Listeners
+and UDP ports may be opened; connecting waits for an address (it is refused
+until then). :meth:`NativeStack.configure` gives the stack its address,
+prefix and gateway, changes them or takes them away; :meth:`NativeStack.dhcp`
+runs a DHCP client that does so with each lease (``_dhcp.py``). A new
+address resets the connections of the old one (the RSTs leave from the old
+address first, as the last thing it sends) and moves the listeners to it.
+
 Nothing a peer sends raises out of here: malformed frames are counted by
 the interface, the connections never raise on peer input. A bug that
 raises anyway while handling a frame is logged (``shardio_net.native``)
@@ -57,6 +69,7 @@ shard's network.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import itertools
 import logging
@@ -73,9 +86,11 @@ from shardio import TASK_STATUS_IGNORED, TaskStatus, lowlevel
 from shardio.abc import Listener
 
 from .._serve import serve_listeners
+from ._dhcp import DhcpService, OnChange
 from ._listener import NativeListener
 from ._stream import NativeStream
 from ._udp import DEFAULT_RECEIVE_QUEUE, NativeUDPSocket
+from .dhcp.client import DhcpConfig, Lease
 from .iface import IcmpErrorIngress, Interface, InterfaceConfig, TcpIngress, UdpIngress
 from .phy.device import Device
 from .phy.pcap import PcapWriter
@@ -129,7 +144,8 @@ class StackStatistics:
 
 @final
 class NativeStack:
-    """A userspace TCP/IP stack on ``device``, with IPv4 ``address``.
+    """A userspace TCP/IP stack on ``device``, with IPv4 ``address``
+    (``None``: none yet -- see :meth:`configure` and :meth:`dhcp`).
 
     Must be made inside a run: it starts its pump as a system task of the
     current shard, and lives as long as the run (or until :meth:`close`).
@@ -142,7 +158,7 @@ class NativeStack:
     def __init__(
         self,
         device: Device,
-        address: str,
+        address: str | None,
         *,
         prefix_length: int = 24,
         gateway: str | None = None,
@@ -152,8 +168,8 @@ class NativeStack:
     ) -> None:
         now = shardio.current_time()
         self._device = device
-        self._address = parse_address(address)
-        self.name = name or f"native stack {address}"
+        self._address = 0 if address is None else parse_address(address)
+        self.name = name or f"native stack {address or 'with no address'}"
         self._iface = Interface(
             InterfaceConfig(
                 mac=device.mac,
@@ -187,6 +203,8 @@ class NativeStack:
         self._timer_seq = itertools.count()
         self._waiter = DeviceWaiter(device)
         self._closed = False
+        self._seed = seed
+        self._dhcp: DhcpService | None = None
         self._passes = self._frames_in = self._frames_out = 0
         self._tcp_closed_port = self._udp_closed_port = self._internal_errors = 0
         self._task = lowlevel.spawn_system_task(self._pump, name=f"<{self.name}>")
@@ -196,7 +214,7 @@ class NativeStack:
 
     @property
     def address(self) -> int:
-        """The stack's IPv4 address, as an int."""
+        """The stack's IPv4 address, as an int; 0 while it has none."""
         return self._address
 
     @property
@@ -418,6 +436,12 @@ class NativeStack:
         the SYN retries: :class:`TimeoutError`."""
         await lowlevel.checkpoint_if_cancelled()
         self._check_open()
+        if not self._address:
+            raise OSError(
+                errno.ENETUNREACH,
+                f"{self.name} has no address yet: await stack.dhcp() or call "
+                "stack.configure(address) first",
+            )
         remote = (_address(host), _port(port))
         local_port = self._free_port(
             lambda p: (p, remote[0], remote[1]) in self._connections or p in self._listeners
@@ -502,6 +526,70 @@ class NativeStack:
         sock = NativeUDPSocket(self, port, receive_queue)
         self._udp[port] = sock
         return sock
+
+    def configure(
+        self, address: str | None, *, prefix_length: int = 24, gateway: str | None = None
+    ) -> None:
+        """Give the stack its IPv4 ``address`` in a subnet of ``prefix_length``
+        with ``gateway``, change them, or take the address away (``None``),
+        as a DHCP lease does (:meth:`dhcp` calls it). A new address resets
+        every connection (they belonged to the old one) and moves the
+        listeners to it. ``ValueError`` for a combination no interface can
+        have (see ``InterfaceConfig``)."""
+        self._check_open()
+        new = 0 if address is None else _address(address)
+        config = attrs.evolve(
+            self._iface.config,
+            address=new,
+            prefix_length=prefix_length,
+            gateway=None if gateway is None else _address(gateway),
+        )
+        if new != self._address:
+            now = shardio.current_time()
+            for stream in list(self._connections.values()):
+                stream._tcp.abort(now)
+                self._dirty[stream] = None
+            self._flush(now)  # the RSTs leave from the old address
+            for port, listener in self._listeners.items():
+                listener._tcp.local = (new, port)
+        self._iface.reconfigure(config)
+        self._address = new
+        self._waiter.wake()
+
+    @property
+    def lease(self) -> Lease | None:
+        """The DHCP lease the stack holds now (see :meth:`dhcp`), if any."""
+        return None if self._dhcp is None else self._dhcp.lease
+
+    async def dhcp(
+        self, config: DhcpConfig | None = None, *, on_change: OnChange | None = None
+    ) -> Lease:
+        """Get an address by DHCP (RFC 2131) and keep it: return the first
+        lease once the stack has its address, prefix and gateway; a client
+        keeps renewing it for as long as the stack runs, and applies what
+        changes (:meth:`configure`), taking the address away if the lease is
+        lost and asking for a new one. ``await on_change(lease)`` is called
+        at each change (``None``: lost). ``config`` sets the client
+        (``shardio_net.native.dhcp.DhcpConfig``: client id, host name, an
+        address to ask for first, retransmissions).
+
+        The stack must have no address yet (made with ``address=None``),
+        and runs one client: on several shards sharing a device and MAC, run
+        it on one and :meth:`configure` the others from ``on_change``.
+        Cancelled before a lease came, the client stops. Without an answer
+        it keeps trying: bound the wait with ``shardio.fail_after``."""
+        await lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        if self._dhcp is not None and self._dhcp.running:
+            raise RuntimeError(f"{self.name} already runs a DHCP client")
+        if self._address:
+            raise RuntimeError(
+                f"{self.name} has an address ({format_address(self._address)}); a DHCP client "
+                "runs on a stack made with address=None"
+            )
+        seed = None if self._seed is None else self._seed * 4 + 3
+        self._dhcp = service = await DhcpService.start(self, config, seed, on_change)
+        return await service.wait_bound()
 
     def capture(self, path: str | os.PathLike[str]) -> Capture:
         """Record every frame the stack sends and receives from now on in the

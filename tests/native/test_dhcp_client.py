@@ -65,9 +65,7 @@ def _reply(request: DhcpMessage, kind: int, **fields: object) -> bytes:
     if kind == NAK:
         settings = {"server_id": SERVER, "message": b"wrong network"}
     settings.update(fields)
-    return dhcp_message(
-        DhcpMessage(BOOTREPLY, kind, request.xid, request.chaddr, **settings)
-    )
+    return dhcp_message(DhcpMessage(BOOTREPLY, kind, request.xid, request.chaddr, **settings))
 
 
 def _bind(client: DhcpClient, now: float = 0.0, **ack: object) -> Lease:
@@ -388,9 +386,14 @@ def test_an_ack_that_grants_nothing_usable_is_dropped_and_counted(ack, reason) -
     [
         # No mask: the address's classful one.
         ({"subnet_mask": None}, {"prefix_length": 8}),
-        # Routers outside the subnet, or the leased address itself, are not gateways.
+        # Routers outside the subnet, the leased address itself, the subnet's
+        # network and broadcast addresses are not gateways.
         ({"routers": (parse_address("192.168.1.1"), OFFERED)}, {"gateway": None}),
         ({"routers": (parse_address("192.168.1.1"), OTHER_SERVER)}, {"gateway": OTHER_SERVER}),
+        (
+            {"routers": (parse_address("10.99.0.0"), parse_address("10.99.0.255"))},
+            {"gateway": None},
+        ),
         # T1 and T2 as given; when they contradict each other, the defaults.
         (
             {"renewal_time": 100, "rebinding_time": 200},
@@ -438,3 +441,13 @@ def test_a_bad_config_says_what_is_wrong(settings, message) -> None:
 def test_a_client_needs_a_unicast_mac() -> None:
     with pytest.raises(ValueError, match="unicast 6-byte MAC"):
         DhcpClient(b"\x01" * 6, 0.0)
+
+
+def test_discovers_go_on_every_64_seconds_for_as_long_as_nobody_answers() -> None:
+    client = _client()
+    for _ in range(2000):
+        client.on_timer(client.next_deadline())
+    now = client.next_deadline()
+    client.on_timer(now)
+    assert client.next_deadline() == now + 64.0
+    assert client.statistics().discovers_sent == 2002

@@ -81,9 +81,9 @@ offer) or a lease time (an ACK), from a server other than the one chosen
 
 A lease's subnet mask must be contiguous; a lease without one gets its
 address's classful mask (RFC 1122 3.3.1.1's reading of an old default, as
-dhclient does). Its gateway is the first router (option 3) in the subnet;
-others are ignored, since the interface routes through one gateway on the
-link.
+dhclient does). Its gateway is the first router (option 3) that is another
+host of the subnet; others are ignored, since the interface routes through
+one gateway on the link.
 
 Not implemented: probing the offered address with ARP before using it and
 declining it (RFC 2131 2.2, RFC 5227); DHCPRELEASE when the owner stops;
@@ -600,7 +600,8 @@ class DhcpClient:
 
     def _backoff(self, attempt: int) -> float:
         config = self.config
-        delay = min(config.initial_retransmit * 2.0**attempt, config.max_retransmit)
+        # (The exponent is bounded: DISCOVERs go on forever, 2.0**1024 overflows.)
+        delay = min(config.initial_retransmit * 2.0 ** min(attempt, 64), config.max_retransmit)
         return delay + self._rng.uniform(-config.jitter, config.jitter)
 
     def _retransmit_after(self, now: float) -> None:
@@ -668,12 +669,14 @@ class DhcpClient:
         assert prefix is not None
         mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
         network = address & mask
-        if prefix <= 30 and address in (network, network | (~mask & 0xFFFFFFFF)):
+        # A /31 or /32 has no network and broadcast addresses (RFC 3021).
+        reserved = (network, network | (~mask & 0xFFFFFFFF)) if prefix <= 30 else ()
+        if address in reserved:
             self._drop("dhcp: ack of a network or broadcast address")
             return None
         gateway = None
         for router in message.routers:
-            if router & mask == network and router != address and _usable(router):
+            if router & mask == network and router != address and router not in reserved:
                 gateway = router
                 break
         server = message.server_id

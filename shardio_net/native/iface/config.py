@@ -1,5 +1,10 @@
 """InterfaceConfig: the interface's address, subnet, gateway and limits, frozen, checked once.
 
+An interface may start with no address: ``address=0`` (0.0.0.0, as DHCP
+spells "no address yet", RFC 1122 3.2.1.3) for a stack that waits for a
+DHCP lease; it then has no gateway, and the prefix length means nothing until
+``Interface.reconfigure`` gives it an address.
+
 The defaults are Linux's where Linux has one (TTL 64, a 30 s reassembly
 timeout and 4 MiB of reassembly memory like ``ipfrag_time`` and
 ``ipfrag_high_thresh``, 1 s between ARP requests, 1024 neighbours like
@@ -88,7 +93,8 @@ class InterfaceConfig:
 
     #: The interface's Ethernet address (the device's).
     mac: bytes = attrs.field(validator=_mac)
-    #: The interface's IPv4 address.
+    #: The interface's IPv4 address; 0 (0.0.0.0): none yet -- it takes only
+    #: UDP, for DHCP, and sends only to 255.255.255.255 (see ``interface.py``).
     address: int = attrs.field(validator=_address)
     #: The subnet's prefix length: 24 for 10.0.0.0/24. Addresses in the
     #: subnet are on the link (resolved with ARP); others go to the gateway.
@@ -149,10 +155,19 @@ class InterfaceConfig:
     def __attrs_post_init__(self) -> None:
         address = self.address
         text = _format(address)
-        if address == 0 or address == 0xFFFFFFFF or address >> 28 == 0xE or address >> 24 == 127:
+        if address == 0:
+            if self.gateway is not None:
+                raise ValueError(
+                    f"InterfaceConfig.gateway {_format(self.gateway)} given to an interface with "
+                    "no address (0.0.0.0): it has no subnet to reach a gateway in; give the "
+                    "gateway with the address"
+                )
+            return
+        if address == 0xFFFFFFFF or address >> 28 == 0xE or address >> 24 == 127:
             raise ValueError(
                 f"InterfaceConfig.address {text} is not a unicast host address "
-                "(0.0.0.0, 255.255.255.255, multicast and loopback addresses are not)"
+                "(255.255.255.255, multicast and loopback addresses are not; 0.0.0.0 means "
+                "no address yet)"
             )
         if self.prefix_length <= 30 and address in (self.network, self.broadcast):
             raise ValueError(

@@ -14,6 +14,7 @@ frames and the time, and takes frames and packets from it::
     iface.frames() -> list[list[Buffer]]            # for one device.transmit() per pass
     iface.on_timer(now); iface.next_deadline()      # ARP retries, reassembly timeouts
     iface.count_dropped(reason); iface.statistics()
+    iface.reconfigure(config)                       # another address, prefix, gateway
 
 A stack's pass is: ``for frame in device.receive(now): dispatch(iface.receive(frame, now))``,
 ``iface.on_timer(now)`` if its deadline has come, the connections' output
@@ -32,7 +33,10 @@ and counts it under its reason in ``statistics().dropped``:
 3. IPv4 is parsed by ``wire.ipv4`` (version, lengths, header checksum);
    then it must be for us (our address, or the limited or subnet broadcast:
    a host does not forward) and from a source that is not martian (see
-   ``route.py``). The TTL of a datagram delivered here is not checked:
+   ``route.py``) -- except 0.0.0.0 to 255.255.255.255, which is how a DHCP
+   client with no address yet speaks, and which Linux takes too
+   (``ip_route_input_slow`` checks a zero source after the limited
+   broadcast). The TTL of a datagram delivered here is not checked:
    RFC 1122 3.2.1.7 forbids a host to drop a datagram for a low TTL.
    Options are accepted and ignored.
 4. Fragments go to the reassembler (``reassembly.py``); the datagram goes
@@ -69,6 +73,28 @@ device: a caller must leave them unchanged until the ``frames()`` that
 returns them has been transmitted (the device reads them before
 ``transmit`` returns). Frames produced while handling a received frame (ARP
 replies, echo replies, ICMP errors) join the same output.
+
+No address yet
+--------------
+An interface made with ``address=0`` has no address: a stack waiting for
+its DHCP lease. A DHCP client must send before it has an address and take
+answers sent to the address it is being offered, so such an interface
+
+* sends only to the limited broadcast 255.255.255.255, from 0.0.0.0, in a
+  broadcast frame; every other destination is refused ("route: no address
+  yet") -- so no ICMP error ever leaves it;
+* takes UDP in a frame to its MAC whatever the IPv4 destination -- a server
+  may send its offer to the address it offers, to our MAC (RFC 2131 4.1,
+  as dnsmasq does after writing that address into its ARP table) -- and
+  UDP to a broadcast address, as always; TCP, ICMP and anything else to a
+  unicast address that is not ours is dropped as "ipv4: not our address";
+* takes no part in ARP and announces nothing (``neighbor.py``).
+
+:meth:`Interface.reconfigure` gives it an address when the lease is bound
+(or another one, or takes it away when the lease is lost): the routes are
+made anew, the ARP cache starts empty (its waiting frames dropped and
+counted), and the new address is announced with a gratuitous ARP. Counters
+and reassembly carry on.
 
 Speed
 -----
@@ -253,7 +279,7 @@ class Interface:
         self._reassembler = Reassembler(
             config.reassembly_timeout, config.reassembly_memory, self.count_dropped
         )
-        if config.gratuitous_arp:
+        if config.gratuitous_arp and config.address:
             self._neighbors.announce()
 
     def __repr__(self) -> str:
@@ -297,10 +323,17 @@ class Interface:
                 src = packet.src
                 address = self._address
                 routes = self._routes
-                if dst != address and not routes.is_broadcast(dst):
+                # With no address yet, UDP to our MAC is ours whatever its
+                # destination: a DHCP offer (see "No address yet").
+                if (
+                    dst != address
+                    and not routes.is_broadcast(dst)
+                    and (address or not to_us or packet.protocol != 17)
+                ):
                     self.count_dropped("ipv4: not our address")
                     return None
-                if routes.is_martian_source(src):
+                # 0.0.0.0 to 255.255.255.255 is a DHCP client's: taken, as Linux does.
+                if routes.is_martian_source(src) and (src or dst != 0xFFFFFFFF):
                     self.count_dropped("ipv4: martian source")
                     return None
                 if packet.more_fragments or packet.fragment_offset:
@@ -583,6 +616,39 @@ class Interface:
         self._frames_sent += 1
         for part in parts:
             self._bytes_sent += len(part)  # type: ignore[arg-type]
+
+    # -- the address ----------------------------------------------------------
+
+    def reconfigure(self, config: InterfaceConfig) -> None:
+        """Take ``config``'s address, prefix length and gateway: an address
+        at last (a DHCP lease was bound), another one, or none (``address``
+        0: the lease was lost). Make ``config`` with
+        ``attrs.evolve(iface.config, address=..., ...)``: its other settings
+        must be the interface's (``ValueError`` otherwise). The ARP cache
+        starts empty and the new address is announced (see "No address yet")."""
+        if not isinstance(config, InterfaceConfig):
+            raise TypeError(f"reconfigure takes an InterfaceConfig, not {config!r}")
+        old = self.config
+        if (
+            attrs.evolve(
+                config,
+                address=old.address,
+                prefix_length=old.prefix_length,
+                gateway=old.gateway,
+            )
+            != old
+        ):
+            raise ValueError(
+                "reconfigure changes an interface's address, prefix_length and gateway only; "
+                "its other settings are fixed when it is made"
+            )
+        self.config = config
+        self._address = config.address
+        self._routes = routes = Routes(config)
+        self._template = Ipv4Packet(config.address, 0, 0, config.ttl)
+        self._neighbors.reconfigure(config, routes)
+        if config.gratuitous_arp and config.address:
+            self._neighbors.announce()
 
     # -- time ---------------------------------------------------------------
 

@@ -61,6 +61,14 @@ leave to the operator). An RFC 5227 probe -- a request from 0.0.0.0 --
 teaches nothing, but a probe for our address is answered, as Linux answers
 it, so the prober sees the address is taken.
 
+An interface with no address yet (0.0.0.0, waiting for DHCP) takes no part
+in ARP: it answers nothing (a probe for 0.0.0.0 must not be answered),
+learns nothing and announces nothing; every ARP packet is dropped ("arp: no
+address yet"). When it gets an address (or another one), the cache starts
+empty -- the old entries may belong to another subnet -- the frames still
+waiting are dropped ("arp: address changed"), and the new address is
+announced.
+
 At start the interface announces its address with one gratuitous ARP (RFC
 5227's announcement: a broadcast request with ``S == T`` = our address and a
 zero target MAC), as Linux does when an address is added, so that
@@ -226,6 +234,20 @@ class NeighborCache:
         self.requests_sent += 1
         self.emit([BROADCAST + self._mac + _ARP + self._announcement])
 
+    def reconfigure(self, config: InterfaceConfig, routes: Routes) -> None:
+        """Take ``config``'s address and ``routes``: the cache starts empty
+        (waiting frames dropped, counted). The caller announces the address."""
+        self._address = config.address
+        self._routes = routes
+        self._announcement = arp_header(
+            ArpPacket(REQUEST, config.mac, config.address, _ZERO_MAC, config.address)
+        )
+        for entry in self._entries.values():
+            for _ in entry.pending:
+                self.drop("arp: address changed")
+        self._entries.clear()
+        self._timers.clear()
+
     # -- receiving ----------------------------------------------------------
 
     def receive(self, packet: ArpPacket, now: float) -> None:
@@ -239,6 +261,9 @@ class NeighborCache:
         sender_mac = packet.sender_mac
         target = packet.target_ip
         address = self._address
+        if not address:
+            self.drop("arp: no address yet")
+            return
         if sender_mac[0] & 1:
             self.drop("arp: group address as sender MAC")
             return

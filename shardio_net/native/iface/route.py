@@ -21,6 +21,10 @@ dropped, since a host does not forward (RFC 1122 3.3.4). Its source is
 a broadcast or multicast address, loopback, or our own address: Linux drops
 those (``ip_route_input_slow``), and so do we, before anything answers them.
 
+An interface with no address yet (0.0.0.0, waiting for DHCP) has no subnet
+and no gateway: the limited broadcast is its only destination, and the
+reason for every other is "no address yet".
+
 Addresses are ints; the checks are a few integer comparisons, on the hot path
 of every datagram sent and received.
 """
@@ -56,6 +60,11 @@ class Routes:
         # (it is a broadcast anyway), so the checks need no second test.
         broadcast = config.broadcast
         self.subnet_broadcast = LIMITED_BROADCAST if broadcast is None else broadcast
+        if not config.address:
+            # No address: nothing is on the link (a /32 of 0.0.0.0), nothing has a route.
+            self.netmask = 0xFFFFFFFF
+            self.network = 0
+            self.subnet_broadcast = LIMITED_BROADCAST
 
     def next_hop(self, dst: int) -> int:
         """The address to resolve for ``dst``: ``dst`` on the link, the
@@ -78,6 +87,8 @@ class Routes:
     def unroutable(self, dst: int) -> str:
         """Why ``next_hop(dst)`` is :data:`UNROUTABLE`: a drop reason."""
         top = dst >> 24
+        if not self.address:
+            return "route: no address yet (only 255.255.255.255)"
         if dst == self.address:
             return "route: our own address (no loopback)"
         if top == 0:
