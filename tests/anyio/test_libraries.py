@@ -364,3 +364,13 @@ def test_httpx_asgi_transport_calls_a_starlette_app_inside_a_shardio_task() -> N
         return dict(response.json())
 
     assert shardio.run(main) == {"library": "shardio", "shard": 0}
+
+
+def test_every_name_of_shardio_net_http_client_is_in_the_reference() -> None:
+    import pathlib
+
+    import shardio_net.http_client
+
+    reference = pathlib.Path(__file__).parents[2] / "docs" / "reference" / "anyio.md"
+    text = reference.read_text()
+    assert [name for name in shardio_net.http_client.__all__ if f"`{name}`" not in text] == []
