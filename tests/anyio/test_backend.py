@@ -10,6 +10,7 @@ interplay with shardio's own API.
 from __future__ import annotations
 
 import functools
+import pathlib
 import signal
 import subprocess
 import sys
@@ -304,3 +305,39 @@ async def run_token() -> AsyncIterator[object]:
 async def test_anyio_pytest_plugin_runs_tests_and_fixtures_on_shardio(run_token: object) -> None:
     assert sniffio.current_async_library() == "shardio"
     assert lowlevel.current_token() is run_token
+
+
+PLUGIN_ORDER_TEST = """
+import pytest
+import shardio
+
+@pytest.fixture
+def anyio_backend():
+    return "shardio"
+
+@pytest.fixture
+async def run_token():
+    yield shardio.lowlevel.current_token()
+
+@pytest.mark.anyio
+async def test_fixture_and_test_share_a_run(run_token):
+    assert shardio.lowlevel.current_token() is run_token
+"""
+
+
+def test_shardio_plugin_leaves_anyio_marked_tests_to_anyio_whichever_loads_first(
+    tmp_path: pathlib.Path,
+) -> None:
+    """``-p anyio`` registers AnyIO's plugin before shardio's (an entry point),
+    so shardio's hook is asked first: in shardio_mode it must decline, or the
+    async fixture runs in a run of its own."""
+    (tmp_path / "test_order.py").write_text(PLUGIN_ORDER_TEST)
+    (tmp_path / "pytest.ini").write_text("[pytest]\nshardio_mode = true\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "anyio", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
