@@ -878,6 +878,9 @@ class ServerConnection:
 
         Raises :class:`LocalProtocolError` if ``event`` does not fit the
         state of the exchange (see the module docs for the framing rules).
+        The :class:`Data` of a body framed by ``Content-Length`` or by the
+        close comes back as given, not copied: a memoryview of a large
+        buffer stays one, for a vectored ``send_all``.
         """
         if isinstance(event, Data):
             return self._send_data(event.data)
@@ -978,12 +981,12 @@ class ServerConnection:
             if len(data) > self._response_left:
                 raise LocalProtocolError("more body than the response's Content-Length")
             self._response_left -= len(data)
-            return bytes(data)
+            return data
         if body is _BODY_CHUNKED:
             if not data:
                 return b""
             return b"%x\r\n%b\r\n" % (len(data), data)
-        return bytes(data)
+        return data
 
     def _send_end(self) -> bytes:
         if self._response_side is not _SEND_BODY:
