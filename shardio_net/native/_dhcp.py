@@ -57,7 +57,16 @@ OnChange = Callable[[Lease | None], Awaitable[object]]
 class DhcpService:
     """One stack's DHCP client and the task that runs it (see the module docs)."""
 
-    __slots__ = ("_bound", "_on_change", "_socket", "_stack", "_stopped", "client", "lease")
+    __slots__ = (
+        "_bound",
+        "_first",
+        "_on_change",
+        "_socket",
+        "_stack",
+        "_stopped",
+        "client",
+        "lease",
+    )
 
     def __init__(
         self,
@@ -79,6 +88,7 @@ class DhcpService:
         )
         #: The lease held now; None before the first and after one is lost.
         self.lease: Lease | None = None
+        self._first: Lease | None = None
         self._bound = shardio.Event()
         self._stopped = False
 
@@ -101,12 +111,12 @@ class DhcpService:
         try:
             await self._bound.wait()
         except BaseException:
-            if self.lease is None:
+            if self._first is None:
                 self.stop()
             raise
-        if self.lease is None:  # the stack closed first
+        if self._first is None:  # the stack closed first
             raise shardio.ClosedResourceError(f"{self._stack.name} closed before a DHCP lease came")
-        return self.lease
+        return self._first
 
     @property
     def running(self) -> bool:
@@ -159,7 +169,9 @@ class DhcpService:
                         gateway=None if lease.gateway is None else format_address(lease.gateway),
                     )
                 self.lease = lease
-                self._bound.set()
+                if self._first is None:
+                    self._first = lease
+                    self._bound.set()
             else:
                 self.lease = None
                 stack.configure(None)

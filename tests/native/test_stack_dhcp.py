@@ -33,6 +33,9 @@ class Server:
     stack: NativeStack
     answer: bool = True
     refuse: bool = False
+    #: Seconds before each answer, and the lease time it grants.
+    delay: float = 0.0
+    lease_time: int = LEASE_TIME
     #: (message type, ciaddr, where the datagram came from) of every request.
     seen: list[tuple[int, str, str]] = attrs.field(factory=list)
 
@@ -56,11 +59,12 @@ class Server:
                     "yiaddr": parse_address(OFFERED),
                     "subnet_mask": 0xFFFFFF00,
                     "routers": (parse_address(SERVER),),
-                    "lease_time": LEASE_TIME,
+                    "lease_time": self.lease_time,
                 }
             reply = DhcpMessage(BOOTREPLY, kind, request.xid, request.chaddr, **fields)
             # A renewal is answered to its sender; the rest by broadcast.
             destination = source if request.ciaddr and source != "0.0.0.0" else "255.255.255.255"
+            await shardio.sleep(self.delay)
             await sock.sendto(dhcp_message(reply), (destination, 68))
 
 
@@ -172,6 +176,20 @@ async def test_a_nak_at_renewal_takes_the_address_away(autojump_clock: MockClock
         server.refuse = True
         await shardio.sleep_until(first.renew_at + 1)
         assert client.address == 0 and client.lease is None
+        nursery.cancel_scope.cancel()
+
+
+async def test_dhcp_returns_its_lease_even_if_it_was_lost_before_the_caller_woke(
+    autojump_clock: MockClock,
+) -> None:
+    # The ACK comes after the lease it grants has ended (the lease counts from
+    # the REQUEST): bound, then lost at once, before dhcp()'s caller runs.
+    async with shardio.open_nursery() as nursery:
+        client, server = await _network(nursery)
+        server.delay, server.lease_time = 2.0, 1
+        lease = await client.dhcp()
+        assert format_address(lease.address) == OFFERED
+        assert client.lease is None and client.address == 0
         nursery.cancel_scope.cancel()
 
 
