@@ -88,6 +88,7 @@ from shardio.abc import Listener
 from .._serve import serve_listeners
 from ._dhcp import DhcpService, OnChange
 from ._listener import NativeListener
+from ._on_shards import ShardGroup
 from ._stream import NativeStream
 from ._udp import DEFAULT_RECEIVE_QUEUE, NativeUDPSocket
 from .dhcp.client import DhcpConfig, Lease
@@ -112,6 +113,8 @@ __all__ = ["Capture", "NativeStack", "StackStatistics"]
 LOGGER = logging.getLogger("shardio_net.native")
 
 _TCP = 6
+# An IPv4 header and the longest TCP header, options included.
+_LARGEST_HEADERS = 20 + 60
 _UDP = 17
 #: Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = (32768, 60999)
@@ -136,6 +139,9 @@ class StackStatistics:
     frames_transmitted: int
     #: Frames whose handling raised (a bug, logged): dropped.
     internal_errors: int
+    #: Frames sent to the shard that owns their connection, and received so.
+    forwarded: int
+    injected: int
     #: The interface's figures (ARP, IPv4, ICMP, drops per reason).
     interface: Any
     #: The device's figures.
@@ -165,6 +171,7 @@ class NativeStack:
         tcp: TcpConfig | None = None,
         seed: int | None = None,
         name: str | None = None,
+        group: str | None = None,
     ) -> None:
         now = shardio.current_time()
         self._device = device
@@ -188,6 +195,13 @@ class NativeStack:
             # A segment sized for a wider MTU could never leave (DF is set,
             # so the interface drops it): the device bounds the MSS.
             tcp_config = attrs.evolve(tcp_config, mtu=device.mtu)
+        if getattr(device, "tso", False) and not tcp_config.segment_offload:
+            # The device cuts large segments (TSO): new data leaves in
+            # segments of up to an IPv4 datagram, less the largest headers.
+            offload = getattr(device, "tso_max", 0) - _LARGEST_HEADERS
+            if offload > tcp_config.mss:
+                tcp_config = attrs.evolve(tcp_config, segment_offload=offload)
+        self._segmented = tcp_config.segment_offload > 0
         self._tcp_config = tcp_config
         rng = random.Random(seed) if seed is not None else None
         secret = rng.randbytes(32) if rng is not None else os.urandom(32)
@@ -207,6 +221,13 @@ class NativeStack:
         self._dhcp: DhcpService | None = None
         self._passes = self._frames_in = self._frames_out = 0
         self._tcp_closed_port = self._udp_closed_port = self._internal_errors = 0
+        # Frames another shard forwarded here (see _on_shards.py).
+        self._injected: list[bytes] = []
+        self._forwarded = self._injected_count = 0
+        self._group: ShardGroup | None = None
+        if group is not None and shardio.shard_count() > 1:
+            self._group = ShardGroup(group, self)
+            lowlevel.spawn_system_task(self._group.run_forwarder, name=f"<{self.name} forwarder>")
         self._task = lowlevel.spawn_system_task(self._pump, name=f"<{self.name}>")
 
     def __repr__(self) -> str:
@@ -242,16 +263,12 @@ class NativeStack:
         frames = self._device.receive(now)
         if frames:
             self._frames_in += len(frames)
-            receive = iface.receive
-            deliver = self._deliver
-            for frame in frames:
-                try:
-                    packet = receive(frame, now)
-                    if packet is not None:
-                        deliver(packet, now)
-                except Exception:
-                    self._internal_errors += 1
-                    LOGGER.exception("%s: handling a frame raised; the frame is dropped", self.name)
+            self._handle_frames(frames, now, self._group)
+        if self._injected:
+            injected = self._injected
+            self._injected = []
+            self._injected_count += len(injected)
+            self._handle_frames([memoryview(frame) for frame in injected], now, None)
         timers = self._timers
         if timers and timers[0][0] <= now:
             self._run_timers(now)
@@ -259,14 +276,43 @@ class NativeStack:
             iface.on_timer(now)
         self._flush(now)
 
-    def _deliver(self, packet: Any, now: float) -> None:
+    def _handle_frames(
+        self, frames: list[memoryview], now: float, group: ShardGroup | None
+    ) -> None:
+        # Hot path: every frame. ``group`` is None for frames forwarded
+        # here by another shard: they are never forwarded again.
+        receive = self._iface.receive
+        deliver = self._deliver
+        for frame in frames:
+            try:
+                if group is not None and frame[12] == 8 and frame[13] == 6:
+                    group.broadcast(frame)  # ARP: every shard's cache learns
+                packet = receive(frame, now)
+                if packet is not None:
+                    deliver(packet, now, frame, group)
+            except Exception:
+                self._internal_errors += 1
+                LOGGER.exception("%s: handling a frame raised; the frame is dropped", self.name)
+
+    def _inject(self, frames: list[bytes]) -> None:
+        """Frames another shard forwarded to this one: handled next pass."""
+        self._injected.extend(frames)
+        self._waiter.wake()
+
+    def _deliver(
+        self, packet: Any, now: float, frame: memoryview, group: ShardGroup | None
+    ) -> None:
         kind = type(packet)
         if kind is TcpIngress:
-            self._deliver_tcp(packet.src, packet.segment, now)
+            self._deliver_tcp(packet.src, packet.segment, now, frame, group)
         elif kind is UdpIngress:
             datagram: UdpDatagram = packet.datagram
             sock = self._udp.get(datagram.dst_port)
             if sock is None:
+                if group is not None and group.index != 0:
+                    self._forwarded += 1
+                    group.forward(0, frame)  # single-instance services live on shard 0
+                    return
                 self._udp_closed_port += 1
                 self._iface.send_icmp_unreachable(packet.ip, 3, now)
             else:
@@ -274,7 +320,14 @@ class NativeStack:
         elif kind is IcmpErrorIngress:
             pass  # counted by the interface; TCP recovers by retransmission (soft errors)
 
-    def _deliver_tcp(self, src: int, segment: TcpSegment, now: float) -> None:
+    def _deliver_tcp(
+        self,
+        src: int,
+        segment: TcpSegment,
+        now: float,
+        frame: memoryview,
+        group: ShardGroup | None,
+    ) -> None:
         # Hot path: every segment.
         stream = self._connections.get((segment.dst_port, src, segment.src_port))
         if stream is not None:
@@ -290,6 +343,13 @@ class NativeStack:
             else:
                 conn.on_segment(segment, now)
                 self._dirty[stream] = None
+                return
+        if group is not None:
+            owner = group.owner(segment.dst_port, src, segment.src_port)
+            if owner != group.index:
+                # Not ours: the kernel's hash chose this queue, not flow learning.
+                self._forwarded += 1
+                group.forward(owner, frame)
                 return
         listener = self._listeners.get(segment.dst_port)
         if listener is not None:
@@ -365,7 +425,7 @@ class NativeStack:
 
     def _send_tcp(self, segment: TcpSegment, dst: int, parts: Sequence[Buffer], now: float) -> None:
         header = tcp_header(segment, self._address, dst, parts)
-        self._iface.send_ip(dst, _TCP, (header, *parts), now)
+        self._iface.send_ip(dst, _TCP, (header, *parts), now, segmented=self._segmented)
 
     # -- what sockets ask of the stack ---------------------------------------------------
 
@@ -443,8 +503,14 @@ class NativeStack:
                 "stack.configure(address) first",
             )
         remote = (_address(host), _port(port))
+        group = self._group
         local_port = self._free_port(
-            lambda p: (p, remote[0], remote[1]) in self._connections or p in self._listeners
+            lambda p: (
+                (p, remote[0], remote[1]) in self._connections
+                or p in self._listeners
+                # A port whose flow this shard owns: the replies come back here.
+                or (group is not None and group.owner(p, remote[0], remote[1]) != group.index)
+            )
         )
         now = shardio.current_time()
         local = (self._address, local_port)
@@ -625,6 +691,8 @@ class NativeStack:
             frames_received=self._frames_in,
             frames_transmitted=self._frames_out,
             internal_errors=self._internal_errors,
+            forwarded=self._forwarded,
+            injected=self._injected_count,
             interface=self._iface.statistics(),
             device=None if device_statistics is None else device_statistics(),
         )

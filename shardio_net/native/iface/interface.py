@@ -453,6 +453,7 @@ class Interface:
         *,
         ttl: int | None = None,
         dont_fragment: bool = True,
+        segmented: bool = False,
     ) -> bool:
         """Send the datagram made of ``parts`` (the IP payload: a transport
         header and data) to ``dst`` with IP ``protocol``, from our address.
@@ -461,7 +462,9 @@ class Interface:
         False (counted) if there is no route to ``dst``, or if it is larger
         than the MTU and ``dont_fragment`` is set. The parts are referenced
         until the frame is transmitted (see the module docs). ``ttl``
-        overrides the configured TTL.
+        overrides the configured TTL. ``segmented``: a TCP segment the
+        device will cut into MTU-sized ones (segmentation offload), sent
+        whole however large.
         """
         # Hot path: a datagram to a resolved neighbour.
         if ttl is None:
@@ -481,7 +484,7 @@ class Interface:
         length = 0
         for part in parts:
             length += len(part)  # type: ignore[arg-type]
-        if length > self._max_payload:
+        if length > self._max_payload and not segmented:
             if length > _MAX_PAYLOAD:
                 raise ValueError(
                     f"an IPv4 datagram carries at most {_MAX_PAYLOAD} bytes after its header, "
