@@ -2,7 +2,8 @@
 
 ``--network-stack native|posix`` (posix by default), ``--tap-device``,
 ``--host-ipv4-addr``, ``--netmask-ipv4-addr``, ``--gw-ipv4-addr`` and
-``--dhcp``, with Seastar's meanings and defaults. A program adds them with
+``--dhcp`` (which leases all three from a DHCP server), with Seastar's
+meanings and defaults. A program adds them with
 :func:`add_stack_arguments` and, once its run has started, calls
 :func:`start_stack` with the parsed arguments: on ``native`` that starts a
 native stack on every shard over the TAP device and installs it, so the
@@ -50,6 +51,11 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         default="192.168.122.1",
         help="its default gateway (default 192.168.122.1)",
     )
+    group.add_argument(
+        "--dhcp",
+        action="store_true",
+        help="lease the address, netmask and gateway from a DHCP server instead",
+    )
 
 
 def _prefix_length(netmask: str) -> int:
@@ -72,6 +78,9 @@ async def start_stack(arguments: argparse.Namespace) -> str:
     """
     if arguments.network_stack == "posix":
         return "posix stack"
+    if arguments.dhcp:
+        [address, *_] = await start_tap_stacks(arguments.tap_device, None, dhcp=True)
+        return f"native stack on {arguments.tap_device} at {address} (DHCP)"
     gateway = arguments.gw_ipv4_addr or None
     await start_tap_stacks(
         arguments.tap_device,

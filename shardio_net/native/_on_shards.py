@@ -49,6 +49,7 @@ either stack unchanged.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import shardio
@@ -58,6 +59,9 @@ from .._native_route import NATIVE_STACK, installed_native_stack
 
 if TYPE_CHECKING:
     from ._stack import NativeStack
+    from .dhcp.client import Lease
+    from .phy.device import Device
+    from .phy.tap import TapDevice
     from .tcp.config import TcpConfig
 
 __all__ = ["ShardGroup", "install", "installed", "start_tap_stacks"]
@@ -141,23 +145,40 @@ def _inject(group: str, frames: list[bytes]) -> None:
 
 async def start_tap_stacks(
     device: str,
-    address: str,
+    address: str | None,
     *,
     prefix_length: int = 24,
     gateway: str | None = None,
+    dhcp: bool = False,
     tcp: TcpConfig | None = None,
     checksum_offload: bool = True,
     tso: bool = True,
     lro: bool = True,
+    device_wrapper: Callable[[TapDevice], Device] | None = None,
 ) -> list[str]:
     """Start a native stack on every shard of the run, each on its own
     queue of the multi-queue TAP device ``device``, with IPv4 ``address``
+    (or, with ``dhcp``, the one a DHCP server leases: shard 0 runs the
+    client and gives every shard's stack the lease's address, prefix and
+    gateway, at the start and whenever they change)
     and install each as its shard's stack (see :func:`install`). Returns
     the address, per shard.
 
     The device is attached if it exists (``ip tuntap add dev NAME mode tap
     multi_queue``), else created (CAP_NET_ADMIN), and then gone with the run.
+
+    ``device_wrapper``, if given, is called on each shard with that shard's
+    queue and the stack runs on the device it returns: a
+    :class:`~shardio_net.native.phy.FaultInjector` around it, say (which
+    needs ``checksum_offload=False, lro=False, tso=False``) or a
+    :class:`~shardio_net.native.phy.PcapWriter` recording it.
+    It travels to every shard, so it must be picklable (a function of a
+    module, or a ``functools.partial`` of one).
     """
+    if dhcp and address is not None:
+        raise ValueError("give the stack an address, or dhcp=True to lease one, not both")
+    if not dhcp and address is None:
+        raise ValueError("give the stack an address, or dhcp=True to lease one")
     addresses = []
     for shard in range(shardio.shard_count()):
         addresses.append(
@@ -170,18 +191,52 @@ async def start_tap_stacks(
                 gateway,
                 tcp,
                 (checksum_offload, tso, lro),
+                device_wrapper,
             )
         )
+    if dhcp:
+        leased = await shardio.run_on(0, _lease_on_shard_0)
+        addresses = [leased] * len(addresses)
     return addresses
+
+
+async def _lease_on_shard_0() -> str:
+    """Shard 0's part of ``dhcp=True``: run the client; each lease (and its
+    loss) reaches every other shard's stack."""
+    from .wire.ipv4 import format_address
+
+    stack = installed_native_stack()
+    assert stack is not None
+    lease = await stack.dhcp(on_change=_spread_lease)
+    return format_address(lease.address)
+
+
+async def _spread_lease(lease: Lease | None) -> None:
+    from .wire.ipv4 import format_address
+
+    if lease is None:
+        settings: tuple[str | None, int, str | None] = (None, 24, None)
+    else:
+        gateway = None if lease.gateway is None else format_address(lease.gateway)
+        settings = (format_address(lease.address), lease.prefix_length, gateway)
+    for shard in range(1, shardio.shard_count()):
+        await shardio.run_on(shard, _configure_here, *settings)
+
+
+def _configure_here(address: str | None, prefix_length: int, gateway: str | None) -> None:
+    stack = installed_native_stack()
+    if stack is not None:
+        stack.configure(address, prefix_length=prefix_length, gateway=gateway)
 
 
 async def _start_here(
     device: str,
-    address: str,
+    address: str | None,
     prefix_length: int,
     gateway: str | None,
     tcp: TcpConfig | None,
     offloads: tuple[bool, bool, bool],
+    device_wrapper: Callable[[TapDevice], Device] | None,
 ) -> str:
     from ._stack import NativeStack
     from .phy.tap import TapDevice
@@ -190,10 +245,10 @@ async def _start_here(
     checksum_offload, tso, lro = offloads
     tap = TapDevice(device, checksum_offload=checksum_offload, tso=tso, lro=lro)
     stack = NativeStack(
-        tap,
+        tap if device_wrapper is None else device_wrapper(tap),
         address,
         prefix_length=prefix_length,
-        gateway=gateway,
+        gateway=gateway if address is not None else None,  # a lease brings its own
         tcp=tcp,
         name=f"native stack {device} shard {shardio.current_shard()}",
         group=device,
