@@ -19,11 +19,15 @@ AnyIO's). The choices that differ from the Trio backend, and why:
 * **A task group whose only exceptions are cancellations raises one
   ``Cancelled``** (AnyIO's rule, which its Trio backend keeps by building a
   new ``trio.Cancelled``): shardio's ``Cancelled`` has no public constructor, so
-  the first one in the group is re-raised, with the group as its ``__cause__``.
-* **``TaskInfo.has_pending_cancellation``** is known for the calling task only
-  (``current_effective_deadline() == -inf``, shardio's public way to ask); for
-  another task shardio has no public question to ask, and the answer is
-  ``False``.
+  the first one in the group is re-raised, on its own (chained to the group,
+  which holds it, it would make a reference cycle).
+* **``TaskInfo.has_pending_cancellation``** is known for the calling task
+  (``current_effective_deadline() == -inf``, shardio's public way to ask) and
+  for a task whose wait in an AnyIO ``Event`` a cancellation has ended: AnyIO's
+  memory object streams ask it of the receivers they would hand an item to.
+  So ``Event`` is built here on the scheduler's parking, whose abort callback
+  tells when that happens, rather than on ``shardio.Event``. For any other
+  task shardio has no public question to ask, and the answer is ``False``.
 * **The test runner** is a guest run (``lowlevel.start_guest_run``) driven by
   the pytest thread through a queue, as AnyIO's Trio runner is; it is therefore
   a single-shard run. A test that needs shards calls ``shardio.run(...,
@@ -486,8 +490,8 @@ class _FdPassing:
         for cmsg_level, cmsg_type, cmsg_data in ancdata:
             if cmsg_level != socket.SOL_SOCKET or cmsg_type != socket.SCM_RIGHTS:
                 raise RuntimeError(
-                    f"Received unexpected ancillary data; message = {message!r}, "
-                    f"cmsg_level = {cmsg_level}, cmsg_type = {cmsg_type}"
+                    f"receive_fds got ancillary data that is not file descriptors "
+                    f"(level {cmsg_level}, type {cmsg_type}) with message {message!r}"
                 )
             fds.frombytes(cmsg_data[: len(cmsg_data) - (len(cmsg_data) % fds.itemsize)])
         return message, list(fds)
