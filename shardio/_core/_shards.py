@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from ._instrumentation import Instrument
     from ._nursery import Nursery
     from ._remote import OutgoingCall
+    from ._xchannel import ChannelId, ChannelSide
 
 #: A remote call that arrived before the service nursery opened:
 #: (function, arguments, task name).
@@ -100,8 +101,9 @@ class ShardState:
         #: Remote calls running here: (caller shard, call id) -> their scope.
         self.calls_in: dict[tuple[int, int], CancelScope] = {}
         self._ids = itertools.count()
-        #: Cross-shard channels this shard takes part in: id -> its side.
-        self.channels: dict[tuple[int, int], Any] = {}
+        #: Cross-shard channels this shard takes part in: id -> its side (the
+        #: home, the way to the home, or a former home forwarding to the new one).
+        self.channels: dict[ChannelId, ChannelSide] = {}
         self._channel_ids = itertools.count()
         #: Shards known to have crashed.
         self.dead: dict[int, ShardCrashed] = {}

@@ -728,6 +728,11 @@ class _Outbound:
             runner.reschedule(request.task, outcome.Error(_fresh(crash)))
 
 
+#: What a shard keeps for a channel (``ShardState.channels``): the home, its
+#: way to the home, or, on a former home, the forwarder.
+ChannelSide = _Home | _Outbound | _Forwarder
+
+
 def _fresh(error: BaseException) -> BaseException:
     """A new exception like ``error`` (a side's ``broken``), so that two tasks
     that raise it do not share, and chain, one traceback."""
@@ -748,7 +753,7 @@ def _side(state: ShardState, cid: ChannelId) -> _Home | _Outbound:
         return side.outbound
     if side is None:
         raise ClosedResourceError("this channel end no longer exists on this shard")
-    return side  # type: ignore[no-any-return]
+    return side
 
 
 class _End:
