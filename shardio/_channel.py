@@ -21,6 +21,9 @@ for a receiver; ``math.inf``: sends never block). Trio's semantics, exactly:
 
 Channels between shards (``shardio.open_channel``) have the same API but
 their own implementation: these ends must stay on the shard that made them.
+What both kinds of end share is closing: each defines ``close()``, and
+``aclose()``, ``with`` and ``async with`` come from it by way of
+:class:`~shardio.lowlevel.SyncCloseable`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ from __future__ import annotations
 import math
 from abc import ABCMeta
 from collections import OrderedDict, deque
-from types import TracebackType
-from typing import Any, Generic, NoReturn, Self, TypeVar, final
+from typing import Any, Generic, NoReturn, TypeVar, final
 
 import attrs
 import outcome
@@ -40,9 +42,9 @@ from .lowlevel import (
     Abort,
     RaiseCancelT,
     ShardLocal,
+    SyncCloseable,
     Task,
     cancel_shielded_checkpoint,
-    checkpoint,
     checkpoint_if_cancelled,
     current_task,
     enable_ki_protection,
@@ -164,7 +166,9 @@ class _MemoryChannelState(Generic[T]):
 
 @final
 @attrs.define(eq=False, slots=True, repr=False)
-class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicConstructor):
+class MemorySendChannel(
+    SyncCloseable, SendChannel[SendType], ShardLocal, metaclass=_NoPublicConstructor
+):
     """The sending end of a memory channel; made by :func:`open_memory_channel`.
 
     Several tasks may send on it at once; they are served in arrival order.
@@ -278,27 +282,12 @@ class MemorySendChannel(SendChannel[SendType], ShardLocal, metaclass=_NoPublicCo
                 reschedule(task, outcome.Error(EndOfChannel()))
             state.receive_tasks.clear()
 
-    @enable_ki_protection
-    async def aclose(self) -> None:
-        """Close this send end (see :meth:`close`), then checkpoint."""
-        self.close()
-        await checkpoint()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 @final
 @attrs.define(eq=False, slots=True, repr=False)
-class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_NoPublicConstructor):
+class MemoryReceiveChannel(
+    SyncCloseable, ReceiveChannel[ReceiveType], ShardLocal, metaclass=_NoPublicConstructor
+):
     """The receiving end of a memory channel; made by :func:`open_memory_channel`.
 
     Several tasks may receive on it at once: each value goes to one of them,
@@ -419,20 +408,3 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], ShardLocal, metaclass=_N
                 )
             state.send_tasks.clear()
             state.data.clear()
-
-    @enable_ki_protection
-    async def aclose(self) -> None:
-        """Close this receive end (see :meth:`close`), then checkpoint."""
-        self.close()
-        await checkpoint()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

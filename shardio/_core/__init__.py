@@ -5,6 +5,7 @@ primitives, channels, shards, net, disk) is built on the names exported here.
 """
 
 from ._cancel import CancelScope, current_effective_deadline
+from ._closing import SyncCloseable
 from ._exceptions import (
     BrokenResourceError,
     BusyResourceError,
@@ -95,6 +96,7 @@ __all__ = [
     "ShardReceiveChannel",
     "ShardSendChannel",
     "ShardioInternalError",
+    "SyncCloseable",
     "Task",
     "TaskStatus",
     "Token",

@@ -89,7 +89,9 @@ dropped at the home: messages cross shards asynchronously).
 
 The ends' methods are marked ``enable_ki_protection`` (see ``_ki.py``): a
 second Ctrl-C never stops one halfway through an update of its channel. The
-message handlers run under the scheduler, which is protected too.
+message handlers run under the scheduler, which is protected too. ``aclose``
+and the context managers come from ``close`` by way of
+:class:`SyncCloseable` (``_closing.py``), as the memory channel ends' do.
 
 Crashes
 -------
@@ -108,12 +110,12 @@ import io
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar
+from typing import Any, Generic, NoReturn, Self, TypeVar
 
 import attrs
 import outcome
 
+from ._closing import SyncCloseable
 from ._exceptions import (
     BrokenResourceError,
     ClosedResourceError,
@@ -568,7 +570,7 @@ class _Undeliverable:
 # The channel ends rebuilt so far by each value being rebuilt (innermost
 # last): closed if that value fails, so that nothing waits on an end that
 # nobody holds.
-_ARRIVING: list[list[_End]] = []
+_ARRIVING: list[list[ShardSendChannel[Any] | ShardReceiveChannel[Any]]] = []
 
 
 def _rebuild(blob: bytes, src: int, moved: bool = False) -> Any:
@@ -579,7 +581,7 @@ def _rebuild(blob: bytes, src: int, moved: bool = False) -> Any:
     runs in a message handler, outside any task: letting that escape would
     stop the shard's scheduler. It fails this one value instead.
     """
-    arrived: list[_End] = []
+    arrived: list[ShardSendChannel[Any] | ShardReceiveChannel[Any]] = []
     _ARRIVING.append(arrived)
     try:
         value = loads(blob)
@@ -600,7 +602,7 @@ def _rebuild(blob: bytes, src: int, moved: bool = False) -> Any:
     return value
 
 
-def _arrived(end: _End) -> None:
+def _arrived(end: ShardSendChannel[Any] | ShardReceiveChannel[Any]) -> None:
     """An end was rebuilt here: remember it, should its enclosing value fail."""
     if _ARRIVING:
         _ARRIVING[-1].append(end)
@@ -756,40 +758,7 @@ def _side(state: ShardState, cid: ChannelId) -> _Home | _Outbound:
     return side
 
 
-class _End:
-    """What both ends share: closing, as a context manager too."""
-
-    __slots__ = ()
-
-    if TYPE_CHECKING:
-
-        def close(self) -> None: ...
-
-    @enable_ki_protection
-    async def aclose(self) -> None:
-        """:meth:`close`, then a checkpoint."""
-        self.close()
-        await checkpoint()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        await self.aclose()
-
-
-class ShardSendChannel(_End, Generic[T]):
+class ShardSendChannel(SyncCloseable, Generic[T]):
     """The sending end of a cross-shard channel (see :func:`open_channel`).
 
     Use it on any shard: pass it to another shard as an argument (``run_on``,
@@ -1069,7 +1038,7 @@ class ShardSendChannel(_End, Generic[T]):
         return (_arrive_send_end, (cid, home, self._max_buffer_size, barriers))
 
 
-class ShardReceiveChannel(_End, Generic[T]):
+class ShardReceiveChannel(SyncCloseable, Generic[T]):
     """The receiving end of a cross-shard channel (see :func:`open_channel`).
 
     All receive ends of a channel are on one shard, its home. Passing the
