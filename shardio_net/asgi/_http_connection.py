@@ -67,12 +67,13 @@ from shardio_net.http import (
 )
 
 from ._files import VECTORED_THRESHOLD, FileBody, file_body
-from ._shard import Connection, ShardServer
+from ._shard import ShardServer
 
 if TYPE_CHECKING:
     from shardio.abc import HalfCloseableStream
 
     from ._app import Message
+    from ._websocket import WebSocketSession
 
 __all__ = ["VECTORED_THRESHOLD", "ClientDisconnected", "HttpConnection", "HttpCycle"]
 
@@ -85,6 +86,7 @@ ACCESS_LOGGER = logging.getLogger("shardio_net.asgi.access")
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 _LINGER_SECONDS = 2.0
+_END = EndOfMessage()  # frozen: one serves every response
 
 
 class ClientDisconnected(OSError):
@@ -134,7 +136,10 @@ class HttpConnection:
         "busy",
         "client",
         "conn",
+        "idle_ticks",
         "scope",
+        "served",
+        "served_at_tick",
         "server",
         "server_address",
         "stream",
@@ -153,8 +158,23 @@ class HttpConnection:
         self.server_address, self.client = stream_addresses(stream)
         self.scope = shardio.CancelScope(shield=True)
         self.busy = False
+        self.served = 0
+        self.served_at_tick = 0
+        self.idle_ticks = 0
         #: The WebSocket session this connection became, if it did.
-        self.websocket: Connection | None = None
+        self.websocket: WebSocketSession | None = None
+
+    def tick(self) -> None:
+        # The keep-alive timeout: called by the shard's server every half
+        # timeout; idle with no request since two calls ago is idle for at
+        # least the whole timeout (and at most one and a half).
+        if self.busy or self.served != self.served_at_tick:
+            self.served_at_tick = self.served
+            self.idle_ticks = 0
+        else:
+            self.idle_ticks += 1
+            if self.idle_ticks >= 2:
+                self.scope.cancel()
 
     def begin_shutdown(self, deadline: float) -> None:
         if self.websocket is not None:
@@ -183,9 +203,6 @@ class HttpConnection:
         conn = self.conn
         buffer = conn.buffer
         stream = self.stream
-        scope = self.scope
-        keep_alive = server.config.timeout_keep_alive
-        current_time = shardio.current_time
         while True:
             try:
                 event = conn.next_event()
@@ -195,13 +212,14 @@ class HttpConnection:
             if event is NEED_DATA:
                 if server.stopping:
                     return
-                scope.deadline = current_time() + keep_alive
                 received = await buffer.receive_from(stream)
                 if not received:
                     conn.receive_data(b"")
             elif type(event) is Request:
                 self.busy = True
-                scope.deadline = server.shutdown_deadline
+                self.served += 1
+                if server.stopping:
+                    self.scope.deadline = server.shutdown_deadline
                 if is_websocket_upgrade(event):
                     await self._websocket(event)
                     return
@@ -261,7 +279,7 @@ def simple_response(conn: ServerConnection, status: int, body: bytes, server: Sh
             ],
         )
     )
-    return head + conn.send(Data(body)) + conn.send(EndOfMessage())
+    return head + conn.send(Data(body)) + conn.send(_END)
 
 
 class HttpCycle:
@@ -487,7 +505,9 @@ class HttpCycle:
 
     async def send(self, message: Message) -> None:
         """The application's ``send``."""
-        # Hot path: one start and one body per request, most often.
+        # Hot path: one start and one small body per request, most often;
+        # that body is framed, ended and sent with its head here, in one
+        # send_all, with nothing between.
         kind = message["type"]
         if not self.response_started:
             if kind != "http.response.start":
@@ -496,14 +516,34 @@ class HttpCycle:
             self.status = message["status"]
             self.response_headers = message.get("headers", ())
             return
+        if kind == "http.response.body" and not (self.response_complete or self.disconnected):
+            body = message.get("body", b"")
+            if (
+                type(body) is bytes
+                and len(body) < VECTORED_THRESHOLD
+                and not message.get("more_body", False)
+            ):
+                conn = self.conn
+                head = b"" if self.head_sent else self._head(len(body))
+                data = head + conn.send(Data(body)) + conn.send(_END)
+                self._complete()
+                try:
+                    await self.connection.stream.send_all(data)
+                except (shardio.BrokenResourceError, shardio.ClosedResourceError) as exc:
+                    self.disconnected = True
+                    self.closing = True
+                    raise ClientDisconnected("the client has gone away") from exc
+                return
+        await self._send_other(kind, message)
+
+    async def _send_other(self, kind: str, message: Message) -> None:
         if self.response_complete:
             raise RuntimeError(f"the response is already complete: cannot send {kind!r}")
         if self.disconnected:
             raise ClientDisconnected("the client has gone away")
         if kind == "http.response.body":
             body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if not more:
+            if not message.get("more_body", False):
                 await self._send_last(body)
             elif body or not self.head_sent:
                 await self._send_pieces(self._body_pieces(body, None))
@@ -552,7 +592,7 @@ class HttpCycle:
 
     async def _send_last(self, body: Any) -> None:
         pieces = self._body_pieces(body, None if self.head_sent else len(body))
-        end = self.conn.send(EndOfMessage())
+        end = self.conn.send(_END)
         if end:
             pieces.append(end)
         self._complete()
@@ -581,7 +621,7 @@ class HttpCycle:
                 file.view, None if self.head_sent or more_body else file.size
             )
             if not more_body:
-                end = self.conn.send(EndOfMessage())
+                end = self.conn.send(_END)
                 if end:
                     pieces.append(end)
                 self._complete()

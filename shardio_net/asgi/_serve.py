@@ -164,6 +164,7 @@ async def _serve_shard(
                 await lifespan.shutdown()
                 return
             try:
+                nursery.start_soon(server.close_idle_connections, name="keep-alive timeout")
                 task_status.started()
                 await shardio.sleep_forever()
             finally:
