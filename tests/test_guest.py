@@ -134,3 +134,34 @@ def test_start_guest_run_inside_a_run_is_a_runtime_error() -> None:
             )
 
     shardio.run(main)
+
+
+def test_a_guest_with_an_autojump_clock_gives_the_host_its_thread_while_it_waits() -> None:
+    # The guest's task waits for the host with no deadline: an autojump
+    # clock makes every wait a poll of 0 s, and each must still be a turn
+    # of the host's loop, or the host never runs the code that wakes it.
+    from shardio.testing import MockClock
+
+    async def host() -> str:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[outcome.Outcome[str]] = loop.create_future()
+        event_holder: list[shardio.Event] = []
+
+        async def guest() -> str:
+            event_holder.append(shardio.Event())
+            await event_holder[0].wait()
+            await shardio.sleep(3600)  # jumped over
+            return "woken by the host"
+
+        lowlevel.start_guest_run(
+            guest,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=loop.call_soon,
+            done_callback=done.set_result,
+            clock=MockClock(autojump_threshold=0),
+        )
+        await asyncio.sleep(0.05)  # the host's own work runs meanwhile
+        event_holder[0].set()
+        return (await done).unwrap()
+
+    assert asyncio.run(asyncio.wait_for(host(), 10)) == "woken by the host"

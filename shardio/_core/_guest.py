@@ -86,9 +86,10 @@ class _GuestRun:
         here, and if nothing is ready, wait in a worker thread."""
         runner = self.runner
         get_events = runner.io_manager.get_events
-        # Often something is ready already: no need for the thread then.
+        # Often something is ready already, or the run would not block at
+        # all: no need for the thread then.
         ready = outcome.capture(get_events, 0.0)
-        if isinstance(ready, outcome.Error) or ready.value:
+        if timeout <= 0 or isinstance(ready, outcome.Error) or ready.value:
             self.next_send = ready
             self.run_sync_soon_not_threadsafe(self.tick)
             return

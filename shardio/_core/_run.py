@@ -876,6 +876,7 @@ class Runner:
         pollers = self.pollers
         checkpoint_trap = _CHECKPOINT
         wait_trap = _WaitTaskRescheduled
+        guest = self.is_guest
         # Enum members as locals: reading one from its class costs ~70 ns.
         idle_nothing = _Idle.NOTHING
         idle_wait_all = _Idle.WAIT_ALL_TASKS_BLOCKED
@@ -928,7 +929,10 @@ class Runner:
                 if "before_io_wait" in instruments:
                     instruments.call("before_io_wait", timeout)
                 self.waiting_for_io = True
-                if timeout > 0:
+                if timeout > 0 or guest:
+                    # A guest run gives its host a turn at every poll, as
+                    # Trio's does: a busy or autojumping guest must not
+                    # keep the host's thread.
                     events = yield timeout
                 else:
                     events = get_events(0.0)

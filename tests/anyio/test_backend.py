@@ -372,11 +372,6 @@ with ShardioBackend.create_test_runner({"clock": MockClock(autojump_threshold=0)
 """
 
 
-@pytest.mark.xfail(
-    reason="a guest run gives the host its thread back only for waits longer than 0: "
-    "with autojump_threshold=0 and its main task waiting for the host, it never does",
-    strict=True,
-)
 def test_test_runner_with_an_autojump_threshold_of_zero_gives_the_host_its_thread() -> None:
     try:
         subprocess.run([sys.executable, "-c", AUTOJUMP_ZERO], timeout=10, check=True)
