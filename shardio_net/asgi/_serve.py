@@ -28,7 +28,7 @@ from shardio import TASK_STATUS_IGNORED, TaskStatus
 from shardio.abc import HalfCloseableStream
 
 from .._serve_tcp import serve_tcp, target_shards
-from ._app import AppLoadError, ASGIApp, load_app
+from ._app import AppLoadError, ASGIApp, import_name, load_app
 from ._config import Config
 from ._http_connection import HttpConnection
 from ._lifespan import Lifespan, LifespanFailure
@@ -112,6 +112,8 @@ async def serve(
     if not isinstance(app, str) and not callable(app):
         raise TypeError(f"app must be an ASGI application or a 'module:attribute' string: {app!r}")
     targets = target_shards(shards)
+    if not isinstance(app, str) and targets != [shardio.current_shard()]:
+        app = import_name(app) or app  # by name where a module holds it
     token = uuid.uuid4().hex
     handler = functools.partial(_handle, token)
     startup_error: Exception | None = None

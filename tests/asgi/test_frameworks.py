@@ -98,3 +98,25 @@ async def test_fastapi_websocket_echo() -> None:
                 return ws.recv()
 
         assert await in_thread(talk) == '{"echo":{"a":1},"shard":0}'
+
+
+@pytest.mark.shardio(shards=2)
+async def test_a_fastapi_application_given_as_an_object_is_served_on_two_shards() -> None:
+    """The other shard finds it under its module's name: a FastAPI application
+    does not pickle."""
+    from . import _framework_apps
+
+    async with serving(_framework_apps.fastapi_app, shards="all") as port:
+
+        def shards_seen() -> set[int]:
+            seen: set[int] = set()
+            for _ in range(400):
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/items/1", headers={"connection": "close"}
+                )
+                seen.add(response.json()["shard"])
+                if len(seen) == 2:
+                    break
+            return seen
+
+        assert await in_thread(shards_seen) == {0, 1}

@@ -516,3 +516,17 @@ async def test_a_request_on_a_closed_socket_does_not_stop_the_server() -> None:
         await in_thread(reset)
         response = await in_thread(httpx.get, f"http://127.0.0.1:{port}/")
     assert response.text == "Hello, World!"
+
+
+async def test_httpx_in_the_same_run_through_shardio_net_s_transport() -> None:
+    from shardio_net.http_client import AsyncHTTPTransport
+
+    async with (
+        serving(_apps.echo, shards=None) as port,
+        httpx.AsyncClient(
+            transport=AsyncHTTPTransport(), base_url=f"http://127.0.0.1:{port}"
+        ) as client,
+    ):
+        responses = [await client.post("/in-run", content=b"x" * n) for n in (0, 10, 100000)]
+    assert [r.json()["body_length"] for r in responses] == [0, 10, 100000]
+    assert len({tuple(r.json()["client"]) for r in responses}) == 1  # one kept-alive connection
