@@ -217,7 +217,7 @@ class HttpConnection:
         try:
             with self.scope:
                 await self._serve()
-        except shardio.BrokenResourceError:
+        except (shardio.BrokenResourceError, shardio.ClosedResourceError):
             pass  # the client reset the connection: nobody is left to answer
         finally:
             server.discard(self)

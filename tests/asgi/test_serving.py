@@ -216,3 +216,34 @@ async def test_an_idle_connection_is_closed_at_once_when_stopping() -> None:
             outer.start_soon(client)
             await ready.wait()
     assert results == [b""]
+
+
+async def test_the_native_stack_serves_when_one_is_installed() -> None:
+    """serve() goes through serve_tcp, which routes to the shard's installed
+    native stack: here one end of a simulated link, the client on the other."""
+    from shardio_net.native import install, simulated_pair
+
+    server_stack, client_stack = simulated_pair("10.0.0.1", "10.0.0.2")
+    install(server_stack)
+    try:
+        async with shardio.open_nursery() as nursery:
+            addresses = await nursery.start(
+                functools.partial(serve, _apps.echo, host="10.0.0.1", port=8000, shards=None)
+            )
+            stream = await client_stack.open_tcp_stream("10.0.0.1", 8000)
+            async with stream:
+                await stream.send_all(
+                    b"POST /native HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                    b"GET /again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                received = b""
+                while chunk := await stream.receive_some():
+                    received += chunk
+            nursery.cancel_scope.cancel()
+    finally:
+        install(None)
+    assert addresses[0][:2] == ("10.0.0.1", 8000)
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert b'"path": "/native"' in received and b'"body_length": 5' in received
+    assert b'"path": "/again"' in received
+    assert b'"client": ["10.0.0.2"' in received
