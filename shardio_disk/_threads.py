@@ -141,6 +141,7 @@ class ThreadBackend(Backend):
         if self._closed:
             raise backend_closed("thread")
 
+    @lowlevel.enable_ki_protection
     async def run(self, kind: int, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` on a worker thread; its result, or its exception."""
         await lowlevel.checkpoint_if_cancelled()
@@ -167,6 +168,7 @@ class ThreadBackend(Backend):
         result: int = await self.run(kind, _write, fd, buf, pos)
         return result
 
+    @lowlevel.enable_ki_protection
     def start_io(
         self,
         write: bool,

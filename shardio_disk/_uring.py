@@ -267,6 +267,7 @@ class Uring(lowlevel.Poller):
 
     # -- operations ---------------------------------------------------------
 
+    @lowlevel.enable_ki_protection
     def queue(self, prep: Callable[..., int], args: tuple[Any, ...], user_data: int) -> None:
         """Write one SQE: ``prep(ring, *args, user_data)``. It is submitted
         now if the kernel holds fewer operations than wait here, else by the
@@ -285,6 +286,7 @@ class Uring(lowlevel.Poller):
         if 2 * self._unsubmitted > self._pending:
             self._submit()
 
+    @lowlevel.enable_ki_protection
     async def perform(self, kind: int, keep: object, prep: Callable[..., int], *args: Any) -> int:
         """Run one operation and return its result (>= 0), or raise OSError.
 
@@ -307,6 +309,7 @@ class Uring(lowlevel.Poller):
             raise OSError(-result, os.strerror(-result))
         return result
 
+    @lowlevel.enable_ki_protection
     def start(
         self,
         keep: object,
@@ -325,6 +328,7 @@ class Uring(lowlevel.Poller):
         self.submitted += 1
         return op_id
 
+    @lowlevel.enable_ki_protection
     def cancel(self, op_id: int) -> None:
         """Ask the kernel to cancel operation ``op_id`` from :meth:`start`, if
         it is still in flight (its ``done`` still comes, exactly once)."""
