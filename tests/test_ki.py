@@ -12,6 +12,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -225,57 +227,42 @@ def test_second_ctrl_c_interrupts_a_serve_tcp_handler_spinning_after_a_receive()
     assert out.splitlines() == ["KeyboardInterrupt"]
 
 
-def test_second_ctrl_c_interrupts_a_sync_function_run_on_its_own_shard() -> None:
+_SPIN_IN_RUN_ON = """
+import time
+import shardio
+
+def spin():
+    print("ready", flush=True)
+    print("spinning", flush=True)
+    while True:
+        time.sleep(0.001)
+
+async def call_back():
+    await shardio.run_on(0, spin)
+
+async def main(caller):
+    if caller == 0:
+        await shardio.run_on(0, spin)  # runs in this task, without pickling
+    else:
+        await shardio.run_on(1, call_back)  # shard 0's scheduler runs it
+
+try:
+    shardio.run(main, CALLER, shards=SHARDS, cpus=False)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("caller", "shards"), [(0, 1), (1, 2)], ids=["run-on-its-own-shard", "called-from-shard-1"]
+)
+def test_second_ctrl_c_interrupts_a_sync_function_sent_to_shard_0_with_run_on(
+    caller: int, shards: int
+) -> None:
+    # Whether it runs in the calling task or in shard 0's scheduler under the
+    # messenger's frames, the function is the user's code.
     code, out = _run_child(
-        """
-        import time
-        import shardio
-
-        def spin():
-            print("ready", flush=True)
-            print("spinning", flush=True)
-            while True:
-                time.sleep(0.001)
-
-        async def main():
-            await shardio.run_on(0, spin)
-
-        try:
-            shardio.run(main)
-        except KeyboardInterrupt:
-            print("KeyboardInterrupt", flush=True)
-        """,
-        signals=2,
-    )
-    assert code == 0, out
-    assert out.splitlines() == ["KeyboardInterrupt"]
-
-
-def test_second_ctrl_c_interrupts_a_sync_function_another_shard_runs_on_shard_0() -> None:
-    # Shard 1 calls shard 0: the function runs in shard 0's scheduler, under
-    # the messenger's frames, and is still the user's code.
-    code, out = _run_child(
-        """
-        import time
-        import shardio
-
-        def spin():
-            print("ready", flush=True)
-            print("spinning", flush=True)
-            while True:
-                time.sleep(0.001)
-
-        async def call_back():
-            await shardio.run_on(0, spin)
-
-        async def main():
-            await shardio.run_on(1, call_back)
-
-        try:
-            shardio.run(main, shards=2, cpus=False)
-        except KeyboardInterrupt:
-            print("KeyboardInterrupt", flush=True)
-        """,
+        _SPIN_IN_RUN_ON.replace("CALLER", str(caller)).replace("SHARDS", str(shards)),
         signals=2,
     )
     assert code == 0, out
