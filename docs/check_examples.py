@@ -11,6 +11,11 @@ An output block marked ``text output=PATH sample`` shows what PATH printed once
 (measurements, which differ from run to run): PATH must still run without an
 error, but its output is not compared.
 
+An output block marked ``root`` (``text output=PATH root``, with or without
+``sample``) is a program that makes a network namespace and a TAP device:
+run by hand without root's powers or /dev/net/tun it is skipped with the
+reason; under CI (``SHARDIO_REQUIRE_OUTSIDE_PROGRAMS``) it always runs.
+
 Examples run as a user would run them, with stdout a pipe and block-buffered
 (``PYTHONUNBUFFERED`` is removed from their environment): a multi-shard example
 whose shards print without flushing would come out in the wrong order, and
@@ -28,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(
-    r"^```(\w+) (file|output)=(\S+)( sample)?\n(.*?)^```\n", re.MULTILINE | re.DOTALL
+    r"^```(\w+) (file|output)=(\S+)((?: sample| root)*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL
 )
 ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
 
@@ -51,16 +56,36 @@ def run(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def missing_privileges() -> str | None:
+    """Why this process cannot make namespaces and TAP devices, or None."""
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun (modprobe tun)"
+    with open("/proc/self/status") as status:
+        capabilities = next(
+            int(line.split()[1], 16) for line in status if line.startswith("CapEff:")
+        )
+    cap_net_admin, cap_sys_admin = 12, 21
+    if not (capabilities >> cap_net_admin & 1 and capabilities >> cap_sys_admin & 1):
+        return "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)"
+    return None
+
+
 def check(markdown: Path) -> list[str]:
     problems = []
     text = markdown.read_text()
     for match in FENCE.finditer(text):
-        _, kind, name, sample, body = match.groups()
+        _, kind, name, flags, body = match.groups()
+        sample = "sample" in flags.split()
         path = (markdown.parent / name).resolve()
         where = f"{markdown.relative_to(ROOT)}: {name}"
         if not path.is_file():
             problems.append(f"{where}: no such file")
             continue
+        if "root" in flags.split() and not os.environ.get("SHARDIO_REQUIRE_OUTSIDE_PROGRAMS"):
+            reason = missing_privileges()
+            if reason is not None:
+                print(f"{where}: skipped: {reason}")
+                continue
         if kind == "file":
             if body != path.read_text():
                 problems.append(f"{where}: the block differs from the file")
