@@ -21,6 +21,8 @@ connecting. If every attempt fails, the errors are collected into the
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import math
 import socket
 from contextlib import suppress
@@ -84,9 +86,15 @@ async def open_tcp_stream(
     Returns a connected :class:`SocketStream`. Raises :class:`OSError` if
     every attempt failed; its ``__cause__`` is an :class:`ExceptionGroup` of
     the attempts' errors.
+
+    On a shard whose native stack is installed (``shardio_net.native``) the
+    connection is the stack's: IPv4 only, to the name's first IPv4 address
+    (so ``happy_eyeballs_delay`` has nothing to do), and ``local_address``
+    may only be the stack's own address or ``"0.0.0.0"``.
     """
     native = installed_native_stack()
     if native is not None:
+        _check_native_local_address(native.address, local_address)
         address = await native_address(host, port)
         return await native.open_tcp_stream(address, port)  # type: ignore[return-value]
     if not isinstance(host, str | bytes):
@@ -155,3 +163,20 @@ async def _bind_local(sock: socket.socket, local_address: str, remote: object) -
         raise OSError(
             f"local_address={local_address!r} is incompatible with remote address {remote!r}"
         ) from None
+
+
+def _check_native_local_address(stack_address: int, local_address: str | None) -> None:
+    """Refuse a ``local_address`` the native stack cannot send from."""
+    if local_address is None:
+        return
+    try:
+        wanted = int(ipaddress.IPv4Address(local_address))
+    except ValueError:
+        wanted = -1
+    if wanted not in (0, stack_address):
+        mine = ipaddress.IPv4Address(stack_address) if stack_address else "none yet"
+        raise OSError(
+            errno.EADDRNOTAVAIL,
+            f"cannot connect from {local_address!r}: this shard's native stack sends from "
+            f"its own IPv4 address only ({mine}); leave local_address out or give that one",
+        )

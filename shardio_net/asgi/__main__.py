@@ -40,7 +40,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("app", help='the application, as "module:attribute"')
     parser.add_argument("--smp", type=int, default=None, help="shards (default: one per CPU)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to bind (default 127.0.0.1; on the native stack, the stack's address)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any)")
     parser.add_argument(
         "--factory", action="store_true", help="app names a factory to call, once per shard"
@@ -78,6 +82,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     arguments = parser.parse_args(argv)
     if arguments.smp is not None and arguments.smp < 1:
         parser.error(f"--smp must be at least 1, not {arguments.smp}")
+    if arguments.host is None and arguments.network_stack != "native":
+        # uvicorn's default; the native stack has no loopback, and there
+        # None means its own address.
+        arguments.host = "127.0.0.1"
     return arguments
 
 

@@ -493,7 +493,9 @@ class NativeStack:
         """Connect to ``host`` (an IPv4 address: the native stack has no
         resolver) and ``port``; return the stream once the handshake is
         done. Refused: :class:`ConnectionRefusedError`; no answer within
-        the SYN retries: :class:`TimeoutError`."""
+        the SYN retries: :class:`TimeoutError`; no route (a loopback
+        address, the stack's own, one off its subnet with no gateway):
+        :class:`OSError` ``ENETUNREACH`` at once."""
         await lowlevel.checkpoint_if_cancelled()
         self._check_open()
         if not self._address:
@@ -503,6 +505,15 @@ class NativeStack:
                 "stack.configure(address) first",
             )
         remote = (_address(host), _port(port))
+        unreachable = self._iface.no_route(remote[0])
+        if unreachable is not None:
+            raise OSError(
+                errno.ENETUNREACH,
+                f"cannot connect to {host}:{port} from {self.name}: "
+                f"{unreachable.removeprefix('route: ')}; the native stack has no loopback "
+                "device and reaches only addresses on its subnet, and others through its "
+                "gateway",
+            )
         group = self._group
         local_port = self._free_port(
             lambda p: (

@@ -7,6 +7,7 @@ run byte for byte.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import random
 import shutil
@@ -169,6 +170,28 @@ async def test_connecting_to_a_closed_port_is_refused(autojump_clock: MockClock)
     assert b.statistics().tcp_closed_port == 1
 
 
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "loopback destination"),
+        ("10.0.0.1", "our own address"),
+        ("192.0.2.7", "no route"),
+    ],
+)
+async def test_connecting_where_no_route_leads_fails_at_once_saying_why(
+    autojump_clock: MockClock, host: str, reason: str
+) -> None:
+    a, _ = simulated_pair()  # no gateway: 10.0.0.0/24 only
+    start = shardio.current_time()
+    with pytest.raises(OSError) as info:
+        await a.open_tcp_stream(host, 80)
+    assert info.value.errno == errno.ENETUNREACH
+    assert reason in str(info.value) and "no loopback" in str(info.value)
+    # Refused before any SYN: no retries into a drop, no time spent.
+    assert shardio.current_time() == start
+    assert a.statistics().interface.dropped == {}
+
+
 async def test_a_peer_that_vanishes_ends_the_connection_with_a_timeout(
     autojump_clock: MockClock,
 ) -> None:
@@ -278,6 +301,15 @@ async def test_shardio_net_functions_use_the_installed_native_stack(
         await stream.send_all(b"over the native stack")
         assert await stream.receive_some() == b"OVER THE NATIVE STACK"
         await stream.aclose()
+        # From the stack's own address (or any): served; from another: refused.
+        for mine in ("10.0.0.1", "0.0.0.0"):
+            stream = await shardio_net.open_tcp_stream("10.0.0.2", address[1], local_address=mine)
+            await stream.aclose()
+        for other in ("10.0.0.9", "::"):
+            with pytest.raises(OSError) as info:
+                await shardio_net.open_tcp_stream("10.0.0.2", address[1], local_address=other)
+            assert info.value.errno == errno.EADDRNOTAVAIL
+            assert "own IPv4 address only (10.0.0.1)" in str(info.value)
         install(None)
         assert installed() is None
         nursery.cancel_scope.cancel()

@@ -78,12 +78,10 @@ class Server:
         self.logged = ""
         #: The line the server prints once it listens.
         self.first_line = self.process.stdout.readline()
-        if "listening on" not in self.first_line:
+        if "listening on" not in self.first_line and " on http://" not in self.first_line:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(
-                f"the server did not start: {self.first_line!r}\n{self.errors()}"
-            )
+            raise AssertionError(f"the server did not start: {self.first_line!r}\n{self.errors()}")
 
     def errors(self) -> str:
         """What the server wrote to stderr so far."""
@@ -191,6 +189,20 @@ def test_curl_fetches_pages_from_the_httpd_example(tmp_path: Path) -> None:
         # Several URLs: curl sends them on one kept-alive connection.
         both = curl(f"{url}/", f"{url}/shard", "-w", "%{num_connects} ")
         assert re.fullmatch(r"Hello, World!1 served by shard [01]\n0 ", both), both
+
+
+@pytest.mark.requires_program("curl", apt="curl")
+def test_the_asgi_server_listens_on_the_stacks_own_address_by_default(tmp_path: Path) -> None:
+    # No --host: 127.0.0.1, uvicorn's default, is on no native stack.
+    arguments = ("tests.asgi._apps:hello", "--lifespan", "off", "--log-level", "warning")
+    with native_server(tmp_path, "shardio_net.asgi", *arguments) as server:
+        assert f"on http://{STACK_ADDRESS}:8000 (2 shard(s)" in server.first_line
+        done = subprocess.run(
+            ["curl", "-sS", "--max-time", "30", f"http://{STACK_ADDRESS}:8000/"],
+            capture_output=True,
+            timeout=PATIENCE,
+        )
+        assert (done.returncode, done.stdout) == (0, b"Hello, World!"), done.stderr
 
 
 def test_http_client_keeps_a_connection_alive_for_many_requests_to_httpd(

@@ -571,6 +571,17 @@ class Interface:
             offset += size
         return sent
 
+    def no_route(self, dst: int) -> str | None:
+        """Why a datagram to ``dst`` cannot leave as a unicast (no route,
+        our own address, loopback, a broadcast), or None if it can: for
+        refusing a connection at once rather than retrying into a drop."""
+        hop = self._routes.next_hop(dst)
+        if hop >= 0:
+            return None
+        if hop == BROADCAST_HOP:
+            return "route: a broadcast destination"
+        return self._routes.unroutable(dst)
+
     def send_echo_request(self, dst: int, ident: int, seq: int, data: Buffer, now: float) -> bool:
         """Ping ``dst``: an echo request with ``ident``, ``seq`` (16-bit each)
         and ``data``; the reply comes back from :meth:`receive` as an
