@@ -91,7 +91,7 @@ def main() -> None:
         "--port", str(PORT), "--network-stack", "native", "--tap-device", "tap0",
         "--host-ipv4-addr", STACK, "--gw-ipv4-addr", KERNEL,
     ]  # fmt: skip
-    print("$", " ".join(command[1:]), flush=True)
+    print("$ python", " ".join(command[1:]), flush=True)
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
