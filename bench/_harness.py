@@ -56,13 +56,16 @@ class Measurement:
 
 
 def unavailable(impl: Implementation) -> str | None:
-    """Why ``impl`` cannot run here (a missing module or program), or ``None``."""
+    """Why ``impl`` cannot run here (a missing module or program, or what its
+    ``requires`` check says), or ``None``."""
     for module in impl.requires_modules:
         if importlib.util.find_spec(module) is None:
             return f"Python module {module!r} is not installed"
     for program in impl.requires_programs:
         if shutil.which(program) is None:
             return f"program {program!r} is not on PATH"
+    if impl.requires is not None:
+        return impl.requires()
     return None
 
 

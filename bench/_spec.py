@@ -54,12 +54,15 @@ class Implementation:
 
     ``requires_modules`` and ``requires_programs`` name what must be importable
     or on ``PATH``; without them the implementation is skipped, with the reason.
+    ``requires`` checks anything else (privileges, a device): it returns why
+    the implementation cannot run here, or ``None`` if it can.
     """
 
     name: str
     run: Callable[[int], Figures]
     requires_modules: tuple[str, ...] = ()
     requires_programs: tuple[str, ...] = ()
+    requires: Callable[[], str | None] | None = None
 
 
 @attrs.frozen

@@ -98,9 +98,9 @@ def _receive_exactly(client: socket.socket, size: int) -> bytes:
     return received
 
 
-def _check_answers(port: int) -> None:
+def _check_answers(port: int, host: str = "127.0.0.1") -> None:
     """The server answers one request, then two pipelined, with RESPONSE each."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+    with socket.create_connection((host, port), timeout=10) as client:
         for count in (1, 2):
             client.sendall(_REQUEST * count)
             answer = _receive_exactly(client, len(RESPONSE) * count)
@@ -111,8 +111,15 @@ def _check_answers(port: int) -> None:
                 )
 
 
-def _wrk(port: int, seconds: int, connections: int, threads: int, cpus: Sequence[int]) -> float:
-    """Run wrk once; the requests per second it reports."""
+def _wrk(
+    port: int,
+    seconds: int,
+    connections: int,
+    threads: int,
+    cpus: Sequence[int],
+    host: str = "127.0.0.1",
+) -> float:
+    """Run wrk once against ``host``; the requests per second it reports."""
     command = [
         "taskset",
         "-c",
@@ -122,7 +129,7 @@ def _wrk(port: int, seconds: int, connections: int, threads: int, cpus: Sequence
         f"-c{connections}",
         f"-d{seconds}s",
         "--timeout=10s",
-        f"http://127.0.0.1:{port}/",
+        f"http://{host}:{port}/",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     output = done.stdout
