@@ -111,4 +111,4 @@ class HttptoolsConnection(ServerConnection):  # type: ignore[misc]
 
 def install() -> None:
     """Make shardio_net.asgi parse requests with httptools in this process."""
-    _http_connection.ServerConnection = HttptoolsConnection  # type: ignore[misc]
+    _http_connection.ServerConnection = HttptoolsConnection  # type: ignore[attr-defined]
