@@ -314,9 +314,9 @@ def _handle_call(
         return
     try:
         if with_status:
-            result = _call_user(fn, args, {"task_status": _RemoteTaskStatus(src, call_id)})
+            result = _call_user_with_status(fn, args, _RemoteTaskStatus(src, call_id))
         else:
-            result = _call_user(fn, args, {})
+            result = _call_user(fn, args)
     except BaseException as exc:
         state.post(src, _handle_result, call_id, _ERROR, pack_exception(exc))
         return
@@ -405,9 +405,17 @@ async def _serve_call(
 
 
 @disable_ki_protection
-def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call_user(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     # The boundary into user code: a second Ctrl-C may interrupt it (_ki.py).
-    return fn(*args, **kwargs)
+    return fn(*args)
+
+
+@disable_ki_protection
+def _call_user_with_status(
+    fn: Callable[..., Any], args: tuple[Any, ...], task_status: TaskStatus[Any]
+) -> Any:
+    # The same boundary, for a nursery child started with start().
+    return fn(*args, task_status=task_status)
 
 
 @disable_ki_protection

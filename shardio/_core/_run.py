@@ -61,7 +61,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from math import inf
-from types import CoroutineType, FrameType
+from types import CoroutineType, FrameType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -405,6 +405,8 @@ def explain_uncallable(async_fn: object, what: str, lead: str = "") -> None:
 
     ``lead`` is what comes before the function in a call of ``what``
     (``"shard, "`` for ``run_on``)."""
+    if type(async_fn) is FunctionType:
+        return  # the usual case, without the ABC check (run_on's hot path)
     if isinstance(async_fn, collections.abc.Coroutine):
         # Close it, so Python does not also warn "never awaited".
         async_fn.close()
