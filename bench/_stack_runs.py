@@ -42,6 +42,7 @@ from ._netns import (
     tap_link,
     veth_link,
 )
+from ._processes import stop
 
 __all__ = ["NATIVE_FLAGS", "Server", "Stack", "cpu_seconds", "serving"]
 
@@ -108,12 +109,6 @@ def serving(stack: Stack, module: str, *arguments: str) -> Iterator[Server]:
                 raise RuntimeError(f"{module} did not start on the {stack} stack: {line!r}\n{tail}")
             yield Server(process.pid, link)
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, signal.SIGINT, _STOP_TIMEOUT)
             if process.stdout is not None:
                 process.stdout.close()

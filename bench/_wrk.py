@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ._http_servers import RESPONSE
+from ._processes import stop
 
 __all__ = ["requests_per_second"]
 
@@ -77,13 +78,7 @@ def _running(server: str, options: Sequence[str]) -> Iterator[int]:
                 raise RuntimeError(f"server {server} did not start: {line!r}\n{tail}")
             yield int(line.split()[1])
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, signal.SIGTERM, _STOP_TIMEOUT)
             if process.stdout is not None:
                 process.stdout.close()
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._processes import stop
 from ._spec import Benchmark, Figures, Implementation, Metric, Target
 from ._wrk import _wrk
 
@@ -94,13 +94,7 @@ def _server(server: str, app: str) -> Iterator[tuple[int, int]]:
                 time.sleep(0.1)
         yield process.pid, port
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         if process.stderr is not None:
             process.stderr.close()
 

@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ._processes import stop
 from ._spec import Benchmark, Figures, Implementation, Metric, Target
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -109,13 +110,7 @@ def _server(command: Sequence[str], port: int) -> Iterator[None]:
                 raise RuntimeError(message) from None
             yield
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, signal.SIGTERM, _STOP_TIMEOUT)
 
 
 def _check_answers(port: int) -> None:
