@@ -257,10 +257,11 @@ class NativeStream(HalfCloseableStream):
         self._stack._touch(self)
         return views
 
-    def _no_data(self) -> bytes:
+    def _no_data(self) -> None:
+        """Nothing to read and nothing will come: end-of-file, or the
+        connection's error."""
         if self._error is not None:
             raise self._broken("receive")
-        return b""
 
     @lowlevel.enable_ki_protection
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
@@ -270,26 +271,8 @@ class NativeStream(HalfCloseableStream):
         connection was reset or timed out, with the ``OSError`` as cause."""
         if max_bytes is None:
             max_bytes = DEFAULT_RECEIVE_SIZE
-        else:
-            max_bytes = operator.index(max_bytes)
-            if max_bytes < 1:
-                raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
-        if self._receiving:
-            raise shardio.BusyResourceError("another task is already receiving on this stream")
-        self._receiving = True
-        try:
-            await lowlevel.checkpoint_if_cancelled()
-            blocked = await self._wait_readable()
-            if self._available:
-                views = self._take_views(max_bytes)
-                data = bytes(views[0]) if len(views) == 1 else b"".join(views)
-            else:
-                data = self._no_data()
-            if not blocked:
-                await lowlevel.cancel_shielded_checkpoint()
-            return data
-        finally:
-            self._receiving = False
+        views = await self._receive(_positive(max_bytes))
+        return bytes(views[0]) if len(views) == 1 else b"".join(views)
 
     @lowlevel.enable_ki_protection
     async def receive_into(self, buffer: Buffer) -> int:
@@ -299,35 +282,24 @@ class NativeStream(HalfCloseableStream):
             size = len(target)
             if not size:
                 raise ValueError("receive_into needs a non-empty buffer")
-            if self._receiving:
-                raise shardio.BusyResourceError("another task is already receiving on this stream")
-            self._receiving = True
-            try:
-                await lowlevel.checkpoint_if_cancelled()
-                blocked = await self._wait_readable()
-                count = 0
-                if self._available:
-                    for view in self._take_views(size):
-                        end = count + len(view)
-                        target[count:end] = view
-                        count = end
-                else:
-                    self._no_data()
-                if not blocked:
-                    await lowlevel.cancel_shielded_checkpoint()
-                return count
-            finally:
-                self._receiving = False
+            count = 0
+            for view in await self._receive(size):
+                end = count + len(view)
+                target[count:end] = view
+                count = end
+            return count
 
     @lowlevel.enable_ki_protection
     async def receive_views(self, max_bytes: int | None = None) -> list[memoryview]:
         """Wait for data; return up to ``max_bytes`` (default: all there is)
         of it as the read-only views of the frames it arrived in -- no copy.
         An empty list at end-of-file. The views are the caller's to keep."""
-        if max_bytes is not None:
-            max_bytes = operator.index(max_bytes)
-            if max_bytes < 1:
-                raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+        return await self._receive(None if max_bytes is None else _positive(max_bytes))
+
+    async def _receive(self, limit: int | None) -> list[memoryview]:
+        """What the three receives share: wait for data, take up to
+        ``limit`` bytes of views (None: all there is), an empty list at
+        end-of-file; one receiver at a time, and Trio's checkpoints."""
         if self._receiving:
             raise shardio.BusyResourceError("another task is already receiving on this stream")
         self._receiving = True
@@ -335,7 +307,7 @@ class NativeStream(HalfCloseableStream):
             await lowlevel.checkpoint_if_cancelled()
             blocked = await self._wait_readable()
             if self._available:
-                views = self._take_views(self._available if max_bytes is None else max_bytes)
+                views = self._take_views(self._available if limit is None else limit)
             else:
                 self._no_data()
                 views = []
@@ -491,3 +463,11 @@ class NativeStream(HalfCloseableStream):
         """The connection's state and counters (state, RTT/RTO, cwnd and
         ssthresh, retransmissions, SACKed bytes, ...), as Linux's TCP_INFO."""
         return self._tcp.statistics()
+
+
+def _positive(max_bytes: int) -> int:
+    """``max_bytes`` as an int of at least 1."""
+    max_bytes = operator.index(max_bytes)
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+    return max_bytes
