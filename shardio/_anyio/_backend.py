@@ -722,8 +722,9 @@ def _is_ip(sock: socket.socket) -> bool:
     return sock.family in (socket.AF_INET, socket.AF_INET6)
 
 
-class UDPSocket(abc.UDPSocket):
-    """AnyIO's UDP socket over a ``shardio_net.UDPSocket``."""
+class _OverUDPSocket:
+    """What AnyIO's two UDP classes share over a ``shardio_net.UDPSocket``:
+    the socket, the guards, closing."""
 
     def __init__(self, sock: shardio_net.UDPSocket) -> None:
         self._socket = sock
@@ -736,6 +737,10 @@ class UDPSocket(abc.UDPSocket):
 
     async def aclose(self) -> None:
         await self._socket.aclose()
+
+
+class UDPSocket(_OverUDPSocket, abc.UDPSocket):
+    """AnyIO's UDP socket over a ``shardio_net.UDPSocket``."""
 
     async def receive(self) -> tuple[bytes, IPSockAddrType]:
         with self._receive_guard, _anyio_errors("reading from"):
@@ -747,20 +752,8 @@ class UDPSocket(abc.UDPSocket):
             await self._socket.sendto(*item)
 
 
-class ConnectedUDPSocket(abc.ConnectedUDPSocket):
+class ConnectedUDPSocket(_OverUDPSocket, abc.ConnectedUDPSocket):
     """AnyIO's connected UDP socket over a ``shardio_net.UDPSocket``."""
-
-    def __init__(self, sock: shardio_net.UDPSocket) -> None:
-        self._socket = sock
-        self._receive_guard = ResourceGuard("reading from")
-        self._send_guard = ResourceGuard("writing to")
-
-    @property
-    def _raw_socket(self) -> socket.socket:
-        return self._socket.socket
-
-    async def aclose(self) -> None:
-        await self._socket.aclose()
 
     async def receive(self) -> bytes:
         with self._receive_guard, _anyio_errors("reading from"):
