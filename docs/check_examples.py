@@ -35,6 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(
     r"^```(\w+) (file|output)=(\S+)((?: sample| root)*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL
 )
+# The TAP tests' own check of root's powers, for the blocks marked root.
+sys.path.insert(0, str(ROOT))
+from tests.native._netns import missing_privileges  # noqa: E402
+
 ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
 
 
@@ -54,20 +58,6 @@ def run(path: Path) -> subprocess.CompletedProcess[str]:
         # Python's default handler, which Python installs only over SIG_DFL.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-
-
-def missing_privileges() -> str | None:
-    """Why this process cannot make namespaces and TAP devices, or None."""
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun (modprobe tun)"
-    with open("/proc/self/status") as status:
-        capabilities = next(
-            int(line.split()[1], 16) for line in status if line.startswith("CapEff:")
-        )
-    cap_net_admin, cap_sys_admin = 12, 21
-    if not (capabilities >> cap_net_admin & 1 and capabilities >> cap_sys_admin & 1):
-        return "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)"
-    return None
 
 
 def check(markdown: Path) -> list[str]:
