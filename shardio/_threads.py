@@ -311,13 +311,7 @@ async def run_sync(
             result = context.run(sync_fn, *args)
         finally:
             del _thread_state.caller
-        if inspect.iscoroutine(result):
-            result.close()  # never awaited: say so here, not in a RuntimeWarning
-            raise TypeError(
-                f"to_thread.run_sync expected a sync function, but "
-                f"{getattr(sync_fn, '__qualname__', sync_fn)!r} is async: "
-                "await it directly instead"
-            )
+        _refuse_coroutine(result, sync_fn, "to_thread.run_sync", "await it directly instead")
         return result
 
     def report(box: list[outcome.Outcome[T]]) -> None:
@@ -456,6 +450,17 @@ class _RunAsync(_Request[T]):
         token.run_sync_soon(start)
 
 
+def _refuse_coroutine(result: object, fn: object, what: str, fix: str) -> None:
+    """If the sync function ``fn`` gave a coroutine (it is async), close it
+    -- never awaited: say so here, not in a RuntimeWarning -- and raise."""
+    if inspect.iscoroutine(result):
+        result.close()
+        raise TypeError(
+            f"{what} expected a sync function, but "
+            f"{getattr(fn, '__qualname__', fn)!r} is async: {fix}"
+        )
+
+
 @attrs.define(eq=False, slots=True)
 class _RunSync(_Request[T]):
     """``from_thread.run_sync``: a sync function."""
@@ -463,13 +468,9 @@ class _RunSync(_Request[T]):
     @disable_ki_protection
     def _call(self) -> T:
         result: T = self.context.run(self.fn, *self.args)
-        if inspect.iscoroutine(result):
-            result.close()  # never awaited: say so here, not in a RuntimeWarning
-            raise TypeError(
-                f"from_thread.run_sync() expected a sync function, but "
-                f"{getattr(self.fn, '__qualname__', self.fn)!r} is async: "
-                "use from_thread.run() instead"
-            )
+        _refuse_coroutine(
+            result, self.fn, "from_thread.run_sync()", "use from_thread.run() instead"
+        )
         return result
 
     def _run(self) -> None:
